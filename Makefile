@@ -1,0 +1,41 @@
+# resnet-audit: `make audit` (the main job) and `make test`.
+# Tests and runs share the release profile, so the dependencies are compiled once.
+
+CARGO  ?= cargo
+BIN    := target/release/resnet-audit
+PYTHON ?= python3
+VENV   := .venv
+
+.PHONY: all build test audit fixtures fixtures-venv clean-fixtures-venv cuda-check
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# The whole test suite: unit, parity against the committed PyTorch outputs, error cases.
+test:
+	$(CARGO) test --release --locked
+
+# Until the audit command lands: inspect the committed fixture models.
+audit: build
+	@for f in fixtures/parity/resnet50_w8.safetensors fixtures/parity/resnet18_w8.safetensors \
+	          fixtures/parity/cifar_resnet20_a.safetensors; do \
+	  $(BIN) inspect $$f || exit 1; echo; \
+	done
+
+# Regenerate the committed parity fixtures with PyTorch/torchvision (optional; needs PyPI,
+# about 3 GB in .venv). `make test` never needs Python.
+fixtures: $(VENV)/.installed
+	$(VENV)/bin/python fixtures/generate.py
+
+$(VENV)/.installed: fixtures/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r fixtures/requirements.txt
+	touch $@
+
+# Compile-check the CUDA backend (no GPU needed) with the toolchain from ../shared/tools.
+CUDA_TOOLCHAIN ?= /tmp/cuda-toolchain
+cuda-check:
+	../shared/tools/cuda-toolchain.sh $(CUDA_TOOLCHAIN)
+	. $(CUDA_TOOLCHAIN)/env.sh && CUDA_COMPUTE_CAP=90 $(CARGO) build --release --features cuda

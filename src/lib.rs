@@ -1,0 +1,7 @@
+//! resnet-audit: audits published ResNet results by re-running them under explicit test
+//! protocols. See ARCHITECTURE.md for the map of modules.
+
+pub mod device;
+pub mod inspect;
+pub mod model;
+pub mod weights;

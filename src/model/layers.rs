@@ -1,0 +1,100 @@
+//! Convolution + batch norm in eval mode, and the fold of one into the other.
+
+use candle_core::{DType, Module, Result, Tensor};
+use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
+
+/// Batch norm in eval mode: y = (x − mean) / sqrt(var + eps) · γ + β, kept as a per-channel
+/// scale and shift. Tensor names follow torchvision: weight, bias, running_mean, running_var.
+#[derive(Debug, Clone)]
+pub struct BatchNormEval {
+    scale: Tensor,
+    shift: Tensor,
+}
+
+impl BatchNormEval {
+    pub fn new(vb: VarBuilder, channels: usize, eps: f64) -> Result<Self> {
+        let (scale, shift) = bn_scale_shift(&vb, channels, eps)?;
+        let dtype = vb.dtype();
+        Ok(Self {
+            scale: scale.to_dtype(dtype)?.reshape((1, channels, 1, 1))?,
+            shift: shift.to_dtype(dtype)?.reshape((1, channels, 1, 1))?,
+        })
+    }
+}
+
+impl Module for BatchNormEval {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.broadcast_mul(&self.scale)?.broadcast_add(&self.shift)
+    }
+}
+
+/// γ / sqrt(var + eps) and β − mean · γ / sqrt(var + eps), computed in f64.
+fn bn_scale_shift(vb: &VarBuilder, channels: usize, eps: f64) -> Result<(Tensor, Tensor)> {
+    let get = |name: &str| vb.get(channels, name)?.to_dtype(DType::F64);
+    let (gamma, beta) = (get("weight")?, get("bias")?);
+    let (mean, var) = (get("running_mean")?, get("running_var")?);
+    let scale = gamma.div(&(var + eps)?.sqrt()?)?;
+    let shift = beta.sub(&mean.mul(&scale)?)?;
+    Ok((scale, shift))
+}
+
+/// A bias-free convolution followed by batch norm. With `fold_bn` the norm is folded into
+/// the convolution's weight and bias (one op instead of three; outputs move by ~1e-7
+/// relative), otherwise it runs as a separate op, as PyTorch does.
+#[derive(Debug, Clone)]
+pub struct ConvBn {
+    conv: Conv2d,
+    bn: Option<BatchNormEval>,
+}
+
+/// Shape of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl ConvSpec {
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize, stride: usize) -> Self {
+        // "Same" padding for odd kernels: 7x7 → 3, 3x3 → 1, 1x1 → 0.
+        Self { in_channels, out_channels, kernel, stride, padding: kernel / 2 }
+    }
+}
+
+impl ConvBn {
+    pub fn new(conv_vb: VarBuilder, bn_vb: VarBuilder, spec: ConvSpec, bn_eps: f64, fold_bn: bool) -> Result<Self> {
+        let weight = conv_vb.get((spec.out_channels, spec.in_channels, spec.kernel, spec.kernel), "weight")?;
+        let config = Conv2dConfig { padding: spec.padding, stride: spec.stride, ..Default::default() };
+        if fold_bn {
+            let (scale, shift) = bn_scale_shift(&bn_vb, spec.out_channels, bn_eps)?;
+            let dtype = weight.dtype();
+            let folded = weight
+                .to_dtype(DType::F64)?
+                .broadcast_mul(&scale.reshape((spec.out_channels, 1, 1, 1))?)?
+                .to_dtype(dtype)?;
+            Ok(Self { conv: Conv2d::new(folded, Some(shift.to_dtype(dtype)?), config), bn: None })
+        } else {
+            let bn = BatchNormEval::new(bn_vb, spec.out_channels, bn_eps)?;
+            Ok(Self { conv: Conv2d::new(weight, None, config), bn: Some(bn) })
+        }
+    }
+}
+
+impl Module for ConvBn {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.conv.forward(x)?;
+        match &self.bn {
+            Some(bn) => bn.forward(&y),
+            None => Ok(y),
+        }
+    }
+}
+
+/// Mean over the spatial dimensions, keeping them: [N, C, H, W] → [N, C, 1, 1].
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    let (n, c, _, _) = x.dims4()?;
+    x.flatten_from(2)?.mean_keepdim(2)?.reshape((n, c, 1, 1))
+}

@@ -1,0 +1,280 @@
+//! The ResNet family (ImageNet depths 18–200 and the CIFAR 6n+2 nets) with its two heads.
+//!
+//! Tensor names follow torchvision/timm: `conv1`, `bn1`, `layer{1..4}.{block}.conv{k}`,
+//! `.bn{k}`, `.downsample.0` (projection conv), `.downsample.1` (its BN), `fc`.
+
+use candle_core::{bail, Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use super::config::{BlockKind, CifarShortcut, ResNetConfig, StemPool, StridePlacement, Topology};
+use super::layers::{global_avg_pool, ConvBn, ConvSpec};
+
+/// How a model is built from its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Fold each batch norm into the preceding convolution (the fast default).
+    pub fold_bn: bool,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self { fold_bn: true }
+    }
+}
+
+/// Spatial window of the dense (fully-convolutional) head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenseWindow {
+    /// A k×k average pool with stride 1 slid over the final feature map (Caffe's pool5 is
+    /// k = 7), giving an (H−k+1)×(W−k+1) map of class scores.
+    Pool(usize),
+    /// One global average: a 1×1 map.
+    Global,
+}
+
+/// The shortcut of a block, before weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShortcutPlan {
+    Identity,
+    /// 1x1 convolution + BN (`downsample.0`, `downsample.1`).
+    Projection(ConvSpec),
+    /// CIFAR option A: subsample by `stride`, append `extra_channels` zero channels.
+    ZeroPad {
+        stride: usize,
+        extra_channels: usize,
+    },
+}
+
+/// A residual block before weights: its convolutions in order and its shortcut.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BlockPlan {
+    pub convs: Vec<ConvSpec>,
+    pub shortcut: ShortcutPlan,
+}
+
+/// The first convolution: 7x7/2 for ImageNet ResNets, 3x3/1 for CIFAR ones.
+pub(crate) fn stem_spec(config: &ResNetConfig) -> ConvSpec {
+    match config.topology {
+        Topology::Imagenet { .. } => ConvSpec::new(3, config.base_width, 7, 2),
+        Topology::Cifar { .. } => ConvSpec::new(3, config.base_width, 3, 1),
+    }
+}
+
+/// Every block of every stage, with its convolutions' shapes and strides. The one place
+/// that decides block structure: the model, the weight check and the complexity count all
+/// read it.
+pub(crate) fn block_plans(config: &ResNetConfig) -> Vec<Vec<BlockPlan>> {
+    let kind = config.block_kind();
+    let mut in_channels = config.base_width;
+    let mut stages = Vec::new();
+    for stage in config.stages() {
+        let mut blocks = Vec::with_capacity(stage.blocks);
+        for j in 0..stage.blocks {
+            let stride = if j == 0 { stage.stride } else { 1 };
+            let width = stage.width;
+            let out_channels = width * kind.expansion();
+            let convs = match kind {
+                BlockKind::Basic => {
+                    vec![ConvSpec::new(in_channels, width, 3, stride), ConvSpec::new(width, width, 3, 1)]
+                }
+                BlockKind::Bottleneck => {
+                    let (stride_1x1, stride_3x3) = match config.topology {
+                        Topology::Imagenet { stride: StridePlacement::V1, .. } => (stride, 1),
+                        _ => (1, stride),
+                    };
+                    vec![
+                        ConvSpec::new(in_channels, width, 1, stride_1x1),
+                        ConvSpec::new(width, width, 3, stride_3x3),
+                        ConvSpec::new(width, out_channels, 1, 1),
+                    ]
+                }
+            };
+            let shortcut = if stride == 1 && in_channels == out_channels {
+                ShortcutPlan::Identity
+            } else if let Topology::Cifar { shortcut: CifarShortcut::A, .. } = config.topology {
+                ShortcutPlan::ZeroPad { stride, extra_channels: out_channels.saturating_sub(in_channels) }
+            } else {
+                ShortcutPlan::Projection(ConvSpec::new(in_channels, out_channels, 1, stride))
+            };
+            blocks.push(BlockPlan { convs, shortcut });
+            in_channels = out_channels;
+        }
+        stages.push(blocks);
+    }
+    stages
+}
+
+#[derive(Debug, Clone)]
+enum Shortcut {
+    Identity,
+    Projection(ConvBn),
+    ZeroPad { stride: usize, extra_channels: usize },
+}
+
+impl Shortcut {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Shortcut::Identity => Ok(x.clone()),
+            Shortcut::Projection(conv) => conv.forward(x),
+            Shortcut::ZeroPad { stride, extra_channels } => {
+                // A 1x1 max pool with stride s is x[:, :, ::s, ::s].
+                let x = if *stride > 1 { x.max_pool2d_with_stride(1, *stride)? } else { x.clone() };
+                x.pad_with_zeros(1, 0, *extra_channels)
+            }
+        }
+    }
+}
+
+/// A residual block: its convolutions in order (ReLU between them), a shortcut, the sum, ReLU.
+#[derive(Debug, Clone)]
+struct Block {
+    convs: Vec<ConvBn>,
+    shortcut: Shortcut,
+}
+
+impl Block {
+    fn new(vb: VarBuilder, plan: &BlockPlan, bn_eps: f64, options: BuildOptions) -> Result<Self> {
+        let convs = plan
+            .convs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let k = i + 1;
+                ConvBn::new(vb.pp(format!("conv{k}")), vb.pp(format!("bn{k}")), *spec, bn_eps, options.fold_bn)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let shortcut = match plan.shortcut {
+            ShortcutPlan::Identity => Shortcut::Identity,
+            ShortcutPlan::Projection(spec) => Shortcut::Projection(ConvBn::new(
+                vb.pp("downsample.0"),
+                vb.pp("downsample.1"),
+                spec,
+                bn_eps,
+                options.fold_bn,
+            )?),
+            ShortcutPlan::ZeroPad { stride, extra_channels } => Shortcut::ZeroPad { stride, extra_channels },
+        };
+        Ok(Self { convs, shortcut })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = x.clone();
+        for (i, conv) in self.convs.iter().enumerate() {
+            y = conv.forward(&y)?;
+            if i + 1 < self.convs.len() {
+                y = y.relu()?;
+            }
+        }
+        (y + self.shortcut.forward(x)?)?.relu()
+    }
+}
+
+/// A ResNet in eval mode.
+#[derive(Debug, Clone)]
+pub struct ResNet {
+    config: ResNetConfig,
+    stem: ConvBn,
+    stages: Vec<Vec<Block>>,
+    fc: Linear,
+}
+
+impl ResNet {
+    /// Builds the model from `vb` (torchvision tensor names). The config must be valid.
+    pub fn new(config: &ResNetConfig, vb: VarBuilder, options: BuildOptions) -> Result<Self> {
+        if let Err(e) = config.validate() {
+            bail!("invalid ResNet config: {e}")
+        }
+        let stem = ConvBn::new(vb.pp("conv1"), vb.pp("bn1"), stem_spec(config), config.bn_eps, options.fold_bn)?;
+        let stages = block_plans(config)
+            .iter()
+            .enumerate()
+            .map(|(i, plans)| {
+                let vb_stage = vb.pp(format!("layer{}", i + 1));
+                plans
+                    .iter()
+                    .enumerate()
+                    .map(|(j, plan)| Block::new(vb_stage.pp(j), plan, config.bn_eps, options))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let fc = candle_nn::linear(config.feature_channels(), config.num_classes, vb.pp("fc"))?;
+        Ok(Self { config: *config, stem, stages, fc })
+    }
+
+    pub fn config(&self) -> &ResNetConfig {
+        &self.config
+    }
+
+    /// The final feature map, [N, C, H/32, W/32] for ImageNet ResNets (H/4 for CIFAR ones).
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, channels, height, width) = x.dims4()?;
+        if channels != 3 {
+            bail!("input must be [batch, 3, height, width] images, got shape {:?}", x.dims())
+        }
+        let min_side = match self.config.topology {
+            Topology::Imagenet { .. } => 32,
+            Topology::Cifar { .. } => 4,
+        };
+        if height < min_side || width < min_side {
+            bail!(
+                "input {height}x{width} is too small for {}: each side must be at least {min_side}",
+                self.config.name()
+            )
+        }
+        let mut x = self.stem.forward(x)?.relu()?;
+        if let Topology::Imagenet { stem_pool, .. } = self.config.topology {
+            x = stem_max_pool(&x, stem_pool)?;
+        }
+        for block in self.stages.iter().flatten() {
+            x = block.forward(&x)?;
+        }
+        Ok(x)
+    }
+
+    /// The standard head: global average pool, then fc. Returns logits [N, classes].
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let scores = self.forward_dense(x, DenseWindow::Global)?;
+        let (n, k, _, _) = scores.dims4()?;
+        scores.reshape((n, k))
+    }
+
+    /// The dense head for fully-convolutional testing: the fc applied at every position of
+    /// the pooled feature map. Returns class scores [N, classes, H', W'].
+    pub fn forward_dense(&self, x: &Tensor, window: DenseWindow) -> Result<Tensor> {
+        let features = self.features(x)?;
+        let (_, _, fh, fw) = features.dims4()?;
+        let pooled = match window {
+            // One window covering the whole map is the global average; computing it the same
+            // way keeps the dense head bit-identical to the standard one there.
+            DenseWindow::Global => global_avg_pool(&features)?,
+            DenseWindow::Pool(k) if k == fh && k == fw => global_avg_pool(&features)?,
+            DenseWindow::Pool(k) if k == 0 || k > fh || k > fw => bail!(
+                "dense head: a {k}x{k} pool does not fit the {fh}x{fw} feature map of a {}x{} input",
+                x.dim(2)?,
+                x.dim(3)?
+            ),
+            DenseWindow::Pool(k) => features.avg_pool2d_with_stride(k, 1)?,
+        };
+        let (n, c, h, w) = pooled.dims4()?;
+        let positions = pooled.permute((0, 2, 3, 1))?.reshape((n * h * w, c))?;
+        self.fc.forward(&positions)?.reshape((n, h, w, self.config.num_classes))?.permute((0, 3, 1, 2))?.contiguous()
+    }
+}
+
+/// The 3x3/2 max pool after the stem. Its input comes out of a ReLU (≥ 0), so zero padding
+/// is equivalent to PyTorch's −∞ padding.
+fn stem_max_pool(x: &Tensor, pool: StemPool) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let x = match pool {
+        StemPool::Torch => x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?,
+        StemPool::Caffe => {
+            // Ceil mode: one more window whenever the last one would hang over the edge.
+            let extra = |n: usize| {
+                let out = (n.saturating_sub(3)).div_ceil(2) + 1;
+                (out - 1) * 2 + 3 - n
+            };
+            x.pad_with_zeros(2, 0, extra(h))?.pad_with_zeros(3, 0, extra(w))?
+        }
+    };
+    x.max_pool2d_with_stride(3, 2)
+}

@@ -1,0 +1,50 @@
+//! Shared helpers for the integration tests: fixture paths and numeric comparison.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Tensor};
+use resnet_audit::model::{BuildOptions, ResNet, ResNetConfig};
+use resnet_audit::weights::{load_resnet, LoadOptions, WeightsFile};
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+pub fn parity_file(name: &str) -> WeightsFile {
+    WeightsFile::read(&fixture(&format!("parity/{name}.safetensors"))).expect("committed fixture")
+}
+
+/// A tensor from a fixture file, as f32.
+pub fn tensor(file: &WeightsFile, name: &str) -> Tensor {
+    let stored = file.tensors.get(name).unwrap_or_else(|| panic!("{} has no tensor `{name}`", file.path.display()));
+    stored.tensor.as_ref().expect("float tensor").to_dtype(DType::F32).unwrap()
+}
+
+pub fn input(name: &str) -> Tensor {
+    tensor(&parity_file("inputs"), name)
+}
+
+pub fn load(weights: &str, config: &ResNetConfig, fold_bn: bool) -> ResNet {
+    let options = LoadOptions { build: BuildOptions { fold_bn }, ..LoadOptions::default() };
+    load_resnet(&parity_file(weights), config, &options).expect("fixture weights load")
+}
+
+/// max |a − b| / max |b|: the error relative to the largest reference value.
+pub fn relative_max_error(actual: &Tensor, expected: &Tensor) -> f32 {
+    assert_eq!(actual.dims(), expected.dims(), "shapes differ");
+    let diff = (actual - expected).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    let scale = expected.abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+    diff.to_scalar::<f32>().unwrap() / scale.to_scalar::<f32>().unwrap()
+}
+
+pub fn assert_close(actual: &Tensor, expected: &Tensor, tolerance: f32, what: &str) {
+    let err = relative_max_error(actual, expected);
+    println!("{what}: max |Δ| / max |ref| = {err:.2e} (tolerance {tolerance:.0e})");
+    assert!(err <= tolerance, "{what}: relative error {err:.3e} exceeds {tolerance:.0e}");
+}
+
+/// The PyTorch outputs committed beside a fixture model.
+pub fn expected(model: &str) -> WeightsFile {
+    parity_file(&format!("{model}.expected"))
+}
