@@ -6,7 +6,7 @@ BIN    := target/release/resnet-audit
 PYTHON ?= python3
 VENV   := .venv
 
-.PHONY: all build test audit fixtures fixtures-venv clean-fixtures-venv cuda-check
+.PHONY: all build test audit bench fixtures cuda-check
 
 all: build
 
@@ -16,6 +16,10 @@ build:
 # The whole test suite: unit, parity against the committed PyTorch outputs, error cases.
 test:
 	$(CARGO) test --release --locked
+
+# Throughput on this machine (not a test): ResNet-50 forward, BN folded vs separate.
+bench:
+	$(CARGO) bench --locked --bench forward
 
 # Until the audit command lands: inspect the committed fixture models.
 audit: build
