@@ -40,6 +40,8 @@ $(VENV)/.installed: fixtures/requirements.txt
 
 # Compile-check the CUDA backend (no GPU needed) with the toolchain from ../shared/tools.
 CUDA_TOOLCHAIN ?= /tmp/cuda-toolchain
+# Its own target dir keeps the CPU build's artifacts intact.
 cuda-check:
-	../shared/tools/cuda-toolchain.sh $(CUDA_TOOLCHAIN)
-	. $(CUDA_TOOLCHAIN)/env.sh && CUDA_COMPUTE_CAP=90 $(CARGO) build --release --features cuda
+	$(CARGO) fetch --locked
+	test -f $(CUDA_TOOLCHAIN)/env.sh || ../shared/tools/cuda-toolchain.sh $(CUDA_TOOLCHAIN)
+	. $(CUDA_TOOLCHAIN)/env.sh && CARGO_TARGET_DIR=target/cuda $(CARGO) build --release --locked --features cuda

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::model::complexity::{multiply_adds, parameter_count};
+use crate::model::complexity::multiply_adds;
 use crate::model::config::imagenet_depth_of;
 use crate::model::{BlockKind, BuildOptions, CifarShortcut, ResNetConfig, StemPool, StridePlacement, Topology};
 use crate::weights::{load_resnet, LoadOptions, WeightsError, WeightsFile};
@@ -204,7 +204,6 @@ impl fmt::Display for Inspection {
             _ => giga(multiply_adds(c, side, side)),
         };
         rows.push((if side == 224 { "multiply-adds @224x224" } else { "multiply-adds @32x32" }, macs));
-        debug_assert_eq!(parameter_count(c), self.parameters);
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (key, value) in rows {
             writeln!(f, "{key:<width$}  {value}")?;

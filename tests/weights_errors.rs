@@ -136,8 +136,8 @@ fn hub_offline(cache: &Path) -> resnet_audit::weights::HubSettings {
 }
 
 #[test]
-fn other_models_errors_are_typed() {
-    // Library callers can match on the kind of failure.
+fn read_errors_are_typed() {
+    // Library callers can match on the kind of failure, not only read the message.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.safetensors");
     std::fs::write(&path, b"abc").unwrap();
