@@ -32,6 +32,7 @@ audit: build
 # about 3 GB in .venv). `make test` never needs Python.
 fixtures: $(VENV)/.installed
 	$(VENV)/bin/python fixtures/generate.py
+	$(VENV)/bin/python fixtures/generate_preprocess.py
 
 $(VENV)/.installed: fixtures/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -1,0 +1,42 @@
+//! Pixels to model input: resize policy, crop, flip, normalisation.
+
+pub mod resize;
+
+pub use resize::{resize, Interpolation, Resampling};
+
+use serde::{Deserialize, Serialize};
+
+/// Which size an image is resized to before cropping.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ResizePolicy {
+    /// The shorter side becomes `n`; the longer `floor(n · long / short)` (torchvision).
+    ShorterSide(u32),
+    /// Exactly `height`×`width`, aspect ratio not kept.
+    Warp { height: u32, width: u32 },
+    /// timm: shorter side `floor(crop / crop_pct)`, for a center crop of `crop`.
+    CropPct { crop: u32, crop_pct: f64 },
+}
+
+impl ResizePolicy {
+    /// Output (width, height) for an input of `width`×`height`.
+    pub fn target_size(&self, width: u32, height: u32) -> (u32, u32) {
+        match *self {
+            ResizePolicy::ShorterSide(n) => shorter_side(n, width, height),
+            ResizePolicy::Warp { height: h, width: w } => (w, h),
+            ResizePolicy::CropPct { crop, crop_pct } => {
+                shorter_side((crop as f64 / crop_pct).floor() as u32, width, height)
+            }
+        }
+    }
+}
+
+fn shorter_side(n: u32, width: u32, height: u32) -> (u32, u32) {
+    // torchvision: int(n * long / short), computed in floating point.
+    let long = |l: u32, s: u32| ((n as f64 * l as f64 / s as f64) as u32).max(1);
+    if width <= height {
+        (n, long(height, width))
+    } else {
+        (long(width, height), n)
+    }
+}
