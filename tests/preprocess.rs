@@ -4,11 +4,12 @@
 mod common;
 
 use candle_core::{DType, Tensor};
-use common::{fixture, parity_file};
+use std::collections::HashMap;
+
+use common::fixture;
 use image::RgbImage;
 use resnet_audit::decode::decode_rgb;
 use resnet_audit::transform::{resize, Interpolation, Resampling, ResizePolicy};
-use resnet_audit::weights::WeightsFile;
 
 const IMAGES: [&str; 7] = [
     "cmyk_160x120.JPEG",
@@ -20,23 +21,17 @@ const IMAGES: [&str; 7] = [
     "tiny_48x36.JPEG",
 ];
 
-fn reference() -> WeightsFile {
-    parity_file("preprocess.expected")
+/// Every reference array (uint8 [H, W, 3]), read once.
+fn reference() -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(fixture("parity/preprocess.expected.safetensors"), &candle_core::Device::Cpu)
+        .expect("committed fixture")
 }
 
-/// A reference uint8 [H, W, 3] array as an image.
-fn reference_image(file: &WeightsFile, key: &str) -> RgbImage {
-    let stored = file.tensors.get(key).unwrap_or_else(|| panic!("no reference `{key}`"));
-    let (h, w) = (stored.shape[0] as u32, stored.shape[1] as u32);
-    // u8 tensors are not converted at read time: take the bytes from the raw file.
-    let tensor = stored.tensor.clone().unwrap_or_else(|| raw_u8(file, key));
+fn reference_image(reference: &HashMap<String, Tensor>, key: &str) -> RgbImage {
+    let tensor = reference.get(key).unwrap_or_else(|| panic!("no reference `{key}`"));
+    let (h, w, _) = tensor.dims3().unwrap();
     let bytes: Vec<u8> = tensor.to_dtype(DType::U8).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    RgbImage::from_raw(w, h, bytes).unwrap()
-}
-
-fn raw_u8(file: &WeightsFile, key: &str) -> Tensor {
-    let tensors = candle_core::safetensors::load(&file.path, &candle_core::Device::Cpu).unwrap();
-    tensors[key].clone()
+    RgbImage::from_raw(w as u32, h as u32, bytes).unwrap()
 }
 
 /// (max |Δ|, mean |Δ|) over all channels.
@@ -88,7 +83,7 @@ fn policy(name: &str) -> (ResizePolicy, Resampling) {
 #[test]
 fn resizing_matches_pillow_and_torch() {
     let reference = reference();
-    let keys: Vec<&String> = reference.tensors.keys().filter(|k| k.starts_with("resize/")).collect();
+    let keys: Vec<&String> = reference.keys().filter(|k| k.starts_with("resize/")).collect();
     assert!(keys.len() >= 50, "expected the full policy table, found {}", keys.len());
     let mut worst = std::collections::BTreeMap::<String, u8>::new();
     for key in keys {
