@@ -62,12 +62,17 @@ fn full_size_resnet50_counts_match_torchvision() {
     assert!(table.contains("unknown: v1 (stride on the first 1x1) and v1.5 (on the 3x3) have identical tensors"));
 }
 
+/// `resnet-audit inspect` on a fixture file, as a user runs it.
+fn run_inspect(fixture_path: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_resnet-audit"))
+        .args(["inspect", fixture(fixture_path).to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn the_command_prints_the_table() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resnet-audit"))
-        .args(["inspect", fixture("parity/resnet50_w8.safetensors").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_inspect("parity/resnet50_w8.safetensors");
     assert!(out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
     for row in ["depth                   50", "classes                 100", "parameters              399,852"] {
@@ -77,10 +82,7 @@ fn the_command_prints_the_table() {
 
 #[test]
 fn the_command_reports_bad_input_without_panicking() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_resnet-audit"))
-        .args(["inspect", fixture("parity/inputs.safetensors").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_inspect("parity/inputs.safetensors");
     assert!(!out.status.success());
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("inputs.safetensors: no `conv1.weight` tensor"), "{stderr}");

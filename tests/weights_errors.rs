@@ -36,33 +36,38 @@ fn load_error(path: &Path, config: &ResNetConfig) -> String {
     message
 }
 
-#[test]
-fn missing_tensor_is_named_with_its_expected_shape() {
+/// The load error for the ResNet-18 fixture after `edit` changes its tensors.
+fn error_after(edit: impl FnOnce(&mut HashMap<String, Tensor>)) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut tensors = resnet18_tensors();
-    tensors.remove("layer3.1.bn2.running_var");
-    let message = load_error(&write(dir.path(), "missing.safetensors", &tensors), &resnet18());
+    edit(&mut tensors);
+    load_error(&write(dir.path(), "edited.safetensors", &tensors), &resnet18())
+}
+
+#[test]
+fn missing_tensor_is_named_with_its_expected_shape() {
+    let message = error_after(|tensors| {
+        tensors.remove("layer3.1.bn2.running_var");
+    });
     assert!(message.contains("missing tensor `layer3.1.bn2.running_var` (expected shape [32])"), "{message}");
     assert!(message.contains("1 problem"), "{message}");
 }
 
 #[test]
 fn unexpected_tensors_are_all_listed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut tensors = resnet18_tensors();
-    let extra = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
-    tensors.insert("head.extra.weight".into(), extra.clone());
-    tensors.insert("aux_logits.bias".into(), extra);
-    let message = load_error(&write(dir.path(), "extra.safetensors", &tensors), &resnet18());
+    let message = error_after(|tensors| {
+        let extra = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
+        tensors.insert("head.extra.weight".into(), extra.clone());
+        tensors.insert("aux_logits.bias".into(), extra);
+    });
     assert!(message.contains("2 unexpected tensor(s): `aux_logits.bias`, `head.extra.weight`"), "{message}");
 }
 
 #[test]
 fn shape_mismatch_says_expected_and_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut tensors = resnet18_tensors();
-    tensors.insert("layer2.0.conv1.weight".into(), Tensor::zeros((16, 8, 1, 1), DType::F32, &Device::Cpu).unwrap());
-    let message = load_error(&write(dir.path(), "shape.safetensors", &tensors), &resnet18());
+    let message = error_after(|tensors| {
+        tensors.insert("layer2.0.conv1.weight".into(), Tensor::zeros((16, 8, 1, 1), DType::F32, &Device::Cpu).unwrap());
+    });
     assert!(
         message.contains("tensor `layer2.0.conv1.weight`: expected shape [16, 8, 3, 3], found [16, 8, 1, 1]"),
         "{message}"
@@ -81,11 +86,10 @@ fn a_checkpoint_with_more_classes_is_not_silently_sliced() {
 
 #[test]
 fn unsupported_dtype_is_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut tensors = resnet18_tensors();
-    let bias = tensors["fc.bias"].to_dtype(DType::F64).unwrap();
-    tensors.insert("fc.bias".into(), bias);
-    let message = load_error(&write(dir.path(), "f64.safetensors", &tensors), &resnet18());
+    let message = error_after(|tensors| {
+        let bias = tensors["fc.bias"].to_dtype(DType::F64).unwrap();
+        tensors.insert("fc.bias".into(), bias);
+    });
     assert!(message.contains("tensor `fc.bias` is stored as f64; expected f32, f16 or bf16"), "{message}");
 }
 
@@ -122,11 +126,10 @@ fn a_missing_file_is_named() {
 
 #[test]
 fn several_problems_are_reported_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut tensors = resnet18_tensors();
-    tensors.remove("conv1.weight");
-    tensors.insert("stray".into(), Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap());
-    let message = load_error(&write(dir.path(), "several.safetensors", &tensors), &resnet18());
+    let message = error_after(|tensors| {
+        tensors.remove("conv1.weight");
+        tensors.insert("stray".into(), Tensor::zeros(1, DType::F32, &Device::Cpu).unwrap());
+    });
     assert!(message.contains("(2 problems)"), "{message}");
     assert!(message.contains("missing tensor `conv1.weight`") && message.contains("`stray`"), "{message}");
 }
