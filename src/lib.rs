@@ -1,9 +1,11 @@
 //! resnet-audit: audits published ResNet results by re-running them under explicit test
 //! protocols. See ARCHITECTURE.md for the map of modules.
 
+pub mod dataset;
 pub mod decode;
 pub mod device;
 pub mod inspect;
+pub mod metrics;
 pub mod model;
 pub mod transform;
 pub mod weights;

@@ -1,0 +1,1 @@
+//! Datasets: which image files, with which labels, in which class order.

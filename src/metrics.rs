@@ -1,0 +1,1 @@
+//! Error rates with confidence intervals, and paired tests between protocols.
