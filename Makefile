@@ -33,6 +33,8 @@ audit: build
 fixtures: $(VENV)/.installed
 	$(VENV)/bin/python fixtures/generate.py
 	$(VENV)/bin/python fixtures/generate_preprocess.py
+	$(VENV)/bin/python fixtures/generate_protocols.py
+	$(VENV)/bin/python fixtures/generate_metrics.py
 
 $(VENV)/.installed: fixtures/requirements.txt
 	$(PYTHON) -m venv $(VENV)

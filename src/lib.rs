@@ -4,8 +4,14 @@
 pub mod dataset;
 pub mod decode;
 pub mod device;
+pub mod engine;
+pub mod eval;
+pub mod experiment;
 pub mod inspect;
 pub mod metrics;
 pub mod model;
+pub mod protocol;
+pub mod store;
 pub mod transform;
 pub mod weights;
+pub mod yaml;

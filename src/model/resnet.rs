@@ -23,7 +23,7 @@ impl Default for BuildOptions {
 }
 
 /// Spatial window of the dense (fully-convolutional) head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DenseWindow {
     /// A k×k average pool with stride 1 slid over the final feature map (Caffe's pool5 is
     /// k = 7), giving an (H−k+1)×(W−k+1) map of class scores.

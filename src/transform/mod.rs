@@ -1,7 +1,11 @@
 //! Pixels to model input: resize policy, crop, flip, normalisation.
 
+pub mod crop;
+pub mod normalize;
 pub mod resize;
 
+pub use crop::{center_region, crop, flip_horizontal, ten_crop, CropTooLarge, Region};
+pub use normalize::{ChannelOrder, InputSpec, MeanSpec, NormalizeError, Normalizer, PixelScale};
 pub use resize::{resize, Interpolation, Resampling};
 
 use serde::{Deserialize, Serialize};

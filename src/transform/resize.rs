@@ -246,6 +246,19 @@ fn torch_taps(in_size: u32, out_size: u32, kernel: &TorchKernel) -> Vec<Vec<(usi
         .collect()
 }
 
+/// Σ value·weight rounded as ATen's compiled kernel rounds it: the compiler contracts
+/// `t0·w0 + t1·w1` into `fma(t0, w0, t1·w1)` (two taps) and `out += t·w` into `fma(t, w, out)`
+/// (four taps). Plain multiply-adds differ in the last bit, which moves a rounded pixel by one
+/// level now and then.
+fn weighted_sum(mut terms: impl Iterator<Item = (f32, f32)>) -> f32 {
+    let Some((t0, w0)) = terms.next() else { return 0.0 };
+    let rest: Vec<(f32, f32)> = terms.collect();
+    match rest.as_slice() {
+        [(t1, w1)] => t0.mul_add(w0, t1 * w1),
+        _ => rest.iter().fold(t0 * w0, |out, &(t, w)| t.mul_add(w, out)),
+    }
+}
+
 fn torch(image: &RgbImage, width: u32, height: u32, kernel: &TorchKernel) -> Vec<u8> {
     let (in_w, in_h) = image.dimensions();
     let xs = torch_taps(in_w, width, kernel);
@@ -256,15 +269,11 @@ fn torch(image: &RgbImage, width: u32, height: u32, kernel: &TorchKernel) -> Vec
         for x_taps in &xs {
             for c in 0..CHANNELS {
                 // Rows first, then across them, as ATen does; f32 throughout.
-                let mut value = 0f32;
-                for &(sy, wy) in y_taps {
+                let along = |sy: usize| {
                     let row = sy * in_w as usize;
-                    let mut along = 0f32;
-                    for &(sx, wx) in x_taps {
-                        along += wx * raw[(row + sx) * CHANNELS + c] as f32;
-                    }
-                    value += wy * along;
-                }
+                    weighted_sum(x_taps.iter().map(|&(sx, wx)| (raw[(row + sx) * CHANNELS + c] as f32, wx)))
+                };
+                let value = weighted_sum(y_taps.iter().map(|&(sy, wy)| (along(sy), wy)));
                 out.push(value.clamp(0.0, 255.0).round_ties_even() as u8);
             }
         }

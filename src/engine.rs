@@ -1,0 +1,364 @@
+//! Runs one model under one protocol over a dataset: images are decoded and turned into views on
+//! a thread pool while the previous chunk runs through the model; views of equal shape are
+//! batched together; every finished chunk is stored before the next, so memory is bounded by the
+//! chunk size and an interrupted run resumes where it stopped. Chunk boundaries and batches
+//! depend only on the image list and the settings, so every run gives the same numbers.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+use std::time::{Duration, Instant};
+
+use candle_core::{Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Sample;
+use crate::decode::decode_rgb;
+use crate::model::{DenseWindow, ResNet};
+use crate::protocol::{combine, prepare, Head, ProtocolSpec, ViewGroup};
+use crate::store::{ImageResult, ResultStore, Scored, StoreError, StoreKey};
+use crate::transform::Normalizer;
+
+/// What to do with an image that cannot be decoded or prepared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnBadImage {
+    /// Stop with an error naming the file.
+    #[default]
+    Fail,
+    /// Record it as skipped (the report counts and lists skipped files) and go on.
+    Skip,
+}
+
+/// Throughput and memory knobs; they never change the numbers' meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Most views per forward pass.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Images per chunk: the unit of prefetching, of memory and of resuming.
+    #[serde(default = "default_chunk")]
+    pub chunk_size: usize,
+    /// Set from the experiment's top-level `on_bad_image`.
+    #[serde(skip)]
+    pub on_bad_image: OnBadImage,
+}
+
+fn default_batch() -> usize {
+    16
+}
+fn default_chunk() -> usize {
+    64
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { batch_size: default_batch(), chunk_size: default_chunk(), on_bad_image: OnBadImage::Fail }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("bad image {path}: {reason} (set `on_bad_image: skip` to skip such images)")]
+    BadImage { path: PathBuf, reason: String },
+    #[error("forward pass on {count} view(s) of {width}x{height} (first image {first}): {error}")]
+    Forward { width: u32, height: u32, count: usize, first: String, error: Box<candle_core::Error> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("settings: {0}")]
+    Settings(String),
+}
+
+/// A model ready to score images: its input convention and how its outputs map to dataset classes.
+pub struct Scorer<'a> {
+    pub model: &'a ResNet,
+    pub normalizer: &'a Normalizer,
+    /// For each model output, the dataset class it scores.
+    pub output_map: &'a [Option<usize>],
+    pub num_classes: usize,
+    pub device: &'a Device,
+}
+
+/// One (model, protocol) over a list of images.
+pub struct Task<'a> {
+    /// Shown on the progress bar.
+    pub label: String,
+    pub protocol: &'a ProtocolSpec,
+    pub samples: &'a [Sample],
+    pub key: StoreKey,
+    /// Written beside the stored result: what the key's hash covers, readable.
+    pub description: serde_json::Value,
+}
+
+/// Results for every sample, in order: read from the store when complete, otherwise computed
+/// for the chunks not yet stored.
+pub fn evaluate(
+    scorer: &Scorer,
+    task: &Task,
+    settings: &Settings,
+    store: &ResultStore,
+) -> Result<Vec<ImageResult>, EngineError> {
+    if settings.batch_size == 0 || settings.chunk_size == 0 {
+        return Err(EngineError::Settings("batch_size and chunk_size must be at least 1".into()));
+    }
+    if let Some(results) = store.load(&task.key)? {
+        check_ids(&store.final_path(&task.key), &results, task.samples)?;
+        return Ok(results);
+    }
+    let chunks: Vec<&[Sample]> = task.samples.chunks(settings.chunk_size).collect();
+    let mut done: BTreeMap<usize, Vec<ImageResult>> = BTreeMap::new();
+    for (index, results) in store.load_parts(&task.key)? {
+        let path = store.parts_dir(&task.key);
+        let expected = chunks.get(index).ok_or_else(|| StoreError::Inconsistent {
+            path: path.clone(),
+            reason: format!("chunk {index} is beyond the {} chunks of this image list", chunks.len()),
+        })?;
+        check_ids(&path, &results, expected)?;
+        done.insert(index, results);
+    }
+    let todo: Vec<usize> = (0..chunks.len()).filter(|i| !done.contains_key(i)).collect();
+    let already: usize = done.values().map(Vec::len).sum();
+    let mut progress = Progress::new(&task.label, task.samples.len(), already);
+
+    std::thread::scope(|scope| -> Result<(), EngineError> {
+        // One prepared chunk waits while the model runs on the current one: decoding overlaps
+        // the forward passes, and memory stays at about two chunks.
+        let (sender, receiver) = sync_channel::<(usize, Vec<Prepared>)>(1);
+        let chunks = &chunks;
+        scope.spawn(move || {
+            for index in todo {
+                let prepared = chunks[index].par_iter().map(|s| prepare_sample(s, task.protocol, scorer)).collect();
+                if sender.send((index, prepared)).is_err() {
+                    break; // the consumer stopped on an error
+                }
+            }
+        });
+        for (index, prepared) in receiver {
+            let results = score_chunk(scorer, task, settings, chunks[index], prepared)?;
+            store.write_part(&task.key, index, &results)?;
+            progress.advance(results.len());
+            done.insert(index, results);
+        }
+        Ok(())
+    })?;
+    progress.finish();
+
+    let results: Vec<ImageResult> = done.into_values().flatten().collect();
+    store.finish(&task.key, &results, &task.description)?;
+    Ok(results)
+}
+
+fn check_ids(path: &std::path::Path, results: &[ImageResult], samples: &[Sample]) -> Result<(), StoreError> {
+    let same = results.len() == samples.len()
+        && results.iter().zip(samples).all(|(r, s)| r.image == s.id && r.label as usize == s.label);
+    if same {
+        Ok(())
+    } else {
+        Err(StoreError::Inconsistent {
+            path: path.to_path_buf(),
+            reason: "its images or labels differ from the dataset's".into(),
+        })
+    }
+}
+
+type Prepared = Result<Vec<ViewGroup>, String>;
+
+fn prepare_sample(sample: &Sample, protocol: &ProtocolSpec, scorer: &Scorer) -> Prepared {
+    let image = decode_rgb(&sample.path).map_err(|e| e.to_string())?;
+    prepare(protocol, &image, scorer.normalizer).map_err(|e| e.to_string())
+}
+
+/// Batching key: views of one shape through one head can share a forward pass.
+type BucketKey = (u32, u32, u8, usize);
+
+fn bucket_key(group: &ViewGroup) -> BucketKey {
+    match group.head {
+        Head::Standard => (group.height, group.width, 0, 0),
+        Head::Dense(DenseWindow::Global) => (group.height, group.width, 1, 0),
+        Head::Dense(DenseWindow::Pool(k)) => (group.height, group.width, 2, k),
+    }
+}
+
+fn score_chunk(
+    scorer: &Scorer,
+    task: &Task,
+    settings: &Settings,
+    samples: &[Sample],
+    prepared: Vec<Prepared>,
+) -> Result<Vec<ImageResult>, EngineError> {
+    // (image, group) positions of every group, bucketed by shape; BTreeMap keeps the order fixed.
+    let mut buckets: BTreeMap<BucketKey, Vec<(usize, usize)>> = BTreeMap::new();
+    for (i, groups) in prepared.iter().enumerate() {
+        match groups {
+            Ok(groups) => groups.iter().enumerate().for_each(|(g, group)| {
+                buckets.entry(bucket_key(group)).or_default().push((i, g));
+            }),
+            Err(reason) if settings.on_bad_image == OnBadImage::Fail => {
+                return Err(EngineError::BadImage { path: samples[i].path.clone(), reason: reason.clone() })
+            }
+            Err(_) => {}
+        }
+    }
+    let mut logits: Vec<Vec<Vec<Vec<f32>>>> =
+        prepared.iter().map(|p| p.as_ref().map(|g| vec![Vec::new(); g.len()]).unwrap_or_default()).collect();
+    for members in buckets.values() {
+        let group = |&(i, g): &(usize, usize)| -> &ViewGroup {
+            match &prepared[i] {
+                Ok(groups) => &groups[g],
+                Err(_) => unreachable!("only prepared images are bucketed"),
+            }
+        };
+        let mut start = 0;
+        while start < members.len() {
+            // Whole groups per batch, at least one, at most batch_size views when they fit.
+            let mut end = start + 1;
+            let mut views = group(&members[start]).count;
+            while end < members.len() && views + group(&members[end]).count <= settings.batch_size {
+                views += group(&members[end]).count;
+                end += 1;
+            }
+            let batch = &members[start..end];
+            let outputs = forward(scorer, batch.iter().map(group).collect(), &samples[batch[0].0].id)?;
+            let mut rows = outputs.into_iter();
+            for &(i, g) in batch {
+                logits[i][g] = rows.by_ref().take(group(&(i, g)).count).collect();
+            }
+            start = end;
+        }
+    }
+    let results = samples
+        .iter()
+        .zip(prepared)
+        .zip(logits)
+        .map(|((sample, prepared), logits)| ImageResult {
+            image: sample.id.clone(),
+            label: sample.label as u32,
+            outcome: prepared.map(|_| {
+                let views: Vec<Vec<f32>> = logits.into_iter().flatten().collect();
+                scored(&combine(task.protocol, &views), scorer.output_map, scorer.num_classes)
+            }),
+        })
+        .collect();
+    Ok(results)
+}
+
+/// Logits of every view of `groups` (all of one shape and head), one row per view.
+fn forward(scorer: &Scorer, groups: Vec<&ViewGroup>, first: &str) -> Result<Vec<Vec<f32>>, EngineError> {
+    let (height, width, head) = (groups[0].height, groups[0].width, groups[0].head);
+    let count: usize = groups.iter().map(|g| g.count).sum();
+    let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+        let pixels: Vec<f32> = groups.iter().flat_map(|g| g.pixels.iter().copied()).collect();
+        let x = Tensor::from_vec(pixels, (count, 3, height as usize, width as usize), scorer.device)?;
+        let logits = match head {
+            Head::Standard => scorer.model.forward(&x)?,
+            // The class-score map averaged over its positions (VGG's "spatially averaged").
+            Head::Dense(window) => scorer.model.forward_dense(&x, window)?.mean((2, 3))?,
+        };
+        logits.to_device(&Device::Cpu)?.to_vec2::<f32>()
+    };
+    run().map_err(|error| EngineError::Forward {
+        width,
+        height,
+        count,
+        first: first.to_string(),
+        error: Box::new(error),
+    })
+}
+
+/// Probabilities over model outputs → the stored form over dataset classes.
+pub fn scored(output_probs: &[f32], output_map: &[Option<usize>], num_classes: usize) -> Scored {
+    let mut probs = vec![0.0f32; num_classes];
+    let mut unmapped_prob = 0.0f32;
+    for (&p, class) in output_probs.iter().zip(output_map) {
+        match class {
+            Some(c) => probs[*c] = p,
+            None => unmapped_prob = unmapped_prob.max(p),
+        }
+    }
+    let mut order: Vec<usize> = (0..output_probs.len()).collect();
+    // Best first; ties go to the lower output index, as torch.topk does on CPU in practice.
+    order.sort_by(|&a, &b| output_probs[b].total_cmp(&output_probs[a]).then(a.cmp(&b)));
+    let top5 = order
+        .into_iter()
+        .take(5)
+        .map(|o| (output_map[o].map_or(crate::store::UNMAPPED_CLASS, |c| c as i64), output_probs[o]))
+        .collect();
+    Scored { top5, probs, unmapped_prob }
+}
+
+/// A progress bar with images/s and ETA on a terminal; plain lines (every 10 s) otherwise.
+struct Progress {
+    bar: Option<ProgressBar>,
+    label: String,
+    total: usize,
+    done: usize,
+    computed: usize,
+    start: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    fn new(label: &str, total: usize, already: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total as u64).with_prefix(label.to_string());
+            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_position(already as u64);
+            bar.reset_eta();
+            bar
+        });
+        if already > 0 {
+            eprintln!("{label}: resuming, {already}/{total} images already stored");
+        }
+        let now = Instant::now();
+        Self { bar, label: label.to_string(), total, done: already, computed: 0, start: now, last_line: now }
+    }
+
+    fn advance(&mut self, images: usize) {
+        self.done += images;
+        self.computed += images;
+        match &self.bar {
+            Some(bar) => bar.set_position(self.done as u64),
+            None if self.last_line.elapsed() >= Duration::from_secs(10) => {
+                self.last_line = Instant::now();
+                let rate = self.computed as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
+                let eta = (self.total - self.done) as f64 / rate.max(1e-9);
+                eprintln!("{}: {}/{} images, {rate:.1} images/s, eta {eta:.0} s", self.label, self.done, self.total);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        let seconds = self.start.elapsed().as_secs_f64();
+        if self.computed > 0 {
+            let rate = self.computed as f64 / seconds.max(1e-9);
+            eprintln!("{}: {} images in {seconds:.1} s ({rate:.1} images/s)", self.label, self.computed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unmapped_outputs_rank_but_score_no_class() {
+        // Output 0 is a background class (TF-slim's 1001 outputs): it wins top-1 here.
+        let s = scored(&[0.5, 0.1, 0.3, 0.1], &[None, Some(0), Some(1), Some(2)], 3);
+        assert_eq!(s.top5[0], (crate::store::UNMAPPED_CLASS, 0.5));
+        assert_eq!(s.top5[1], (1, 0.3));
+        assert_eq!(s.top5[2], (0, 0.1), "ties go to the lower output");
+        assert_eq!(s.probs, vec![0.1, 0.3, 0.1]);
+        assert_eq!(s.unmapped_prob, 0.5);
+    }
+}

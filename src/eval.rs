@@ -1,0 +1,351 @@
+//! `eval`: an experiment's models × protocols over its dataset, through the engine and the
+//! store, to per-(model, protocol) error rates and paired comparisons.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde_json::json;
+
+use crate::dataset::{Dataset, DatasetError, Sample};
+use crate::device::{DeviceError, DeviceKind};
+use crate::engine::{self, EngineError, Scorer, Task};
+use crate::experiment::{LoadedExperiment, ModelEntry};
+use crate::inspect::{inspect, InspectError, StrideEvidence};
+use crate::metrics::{error_rates, mcnemar_exact, ErrorRates, McNemar};
+use crate::model::{BlockKind, ResNet, ResNetConfig};
+use crate::protocol::ensemble::{self, EnsembleError};
+use crate::protocol::ProtocolSpec;
+use crate::store::{ImageResult, ResultStore, StoreKey};
+use crate::transform::{InputSpec, NormalizeError, Normalizer};
+use crate::weights::{load_resnet, HubSettings, LoadOptions, WeightsError, WeightsFile, WeightsSource};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error("model `{model}`: {error}")]
+    Weights { model: String, error: WeightsError },
+    #[error("model `{model}`: {error}")]
+    Inspect { model: String, error: InspectError },
+    #[error("model `{model}`: {reason}")]
+    Model { model: String, reason: String },
+    #[error("model `{model}`, input: {error}")]
+    Normalize { model: String, error: NormalizeError },
+    #[error("model `{model}`, outputs: {error}")]
+    Outputs { model: String, error: DatasetError },
+    #[error("{model}/{protocol}: {error}")]
+    Engine { model: String, protocol: String, error: EngineError },
+    #[error("ensemble `{protocol}`: {error}")]
+    Ensemble { protocol: String, error: EnsembleError },
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    #[error("{0}")]
+    Selection(String),
+}
+
+/// What to run, from the command line.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    /// Only these model ids (all when empty).
+    pub models: Vec<String>,
+    /// Only these protocol ids (all when empty).
+    pub protocols: Vec<String>,
+    /// At most this many images, evenly spaced over the sorted list (quick runs).
+    pub limit: Option<usize>,
+    pub device: DeviceKind,
+    pub store_dir: PathBuf,
+}
+
+/// One (model, protocol) result.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub model: String,
+    pub protocol: String,
+    pub summary: String,
+    pub results: Vec<ImageResult>,
+    pub rates: ErrorRates,
+}
+
+impl Row {
+    fn new(model: &str, protocol: &str, summary: String, results: Vec<ImageResult>) -> Self {
+        let outcomes: Vec<(bool, bool)> = results.iter().filter_map(ImageResult::correct).collect();
+        let rates = error_rates(&outcomes);
+        Self { model: model.into(), protocol: protocol.into(), summary, results, rates }
+    }
+
+    pub fn skipped(&self) -> Vec<(&str, &str)> {
+        self.results
+            .iter()
+            .filter_map(|r| r.outcome.as_ref().err().map(|why| (r.image.as_str(), why.as_str())))
+            .collect()
+    }
+}
+
+/// Top-1 McNemar test between two protocols of one model on the images both scored.
+#[derive(Debug, Clone)]
+pub struct Paired {
+    pub model: String,
+    pub a: String,
+    pub b: String,
+    pub images: usize,
+    pub test: McNemar,
+}
+
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    pub dataset: String,
+    pub images: usize,
+    pub rows: Vec<Row>,
+    pub paired: Vec<Paired>,
+}
+
+/// A model ready to run.
+pub struct LoadedModel {
+    pub entry: ModelEntry,
+    pub model: ResNet,
+    pub config: ResNetConfig,
+    pub weights_sha256: String,
+    pub input: InputSpec,
+    pub normalizer: Normalizer,
+    pub output_map: Vec<Option<usize>>,
+}
+
+/// Reads the weights (local or the Hugging Face cache), settles the architecture, builds the
+/// model on `device`, and maps its outputs onto the dataset's classes.
+pub fn load_model(
+    entry: &ModelEntry,
+    base: &Path,
+    dataset: &Dataset,
+    device: &Device,
+) -> Result<LoadedModel, EvalError> {
+    let model_err = |reason: String| EvalError::Model { model: entry.id.clone(), reason };
+    let weights = |error| EvalError::Weights { model: entry.id.clone(), error };
+    let source = match WeightsSource::parse(&entry.weights).map_err(weights)? {
+        WeightsSource::Local(path) => WeightsSource::Local(base.join(path)),
+        hub => hub,
+    };
+    let path = source.resolve(&HubSettings::from_env()).map_err(weights)?;
+    let file = WeightsFile::read(&path).map_err(weights)?;
+    let inspection = inspect(&file).map_err(|error| EvalError::Inspect { model: entry.id.clone(), error })?;
+    let mut config = inspection.config;
+    match (entry.stride, inspection.stride) {
+        (Some(stride), _) => config = config.with_stride(stride),
+        (None, StrideEvidence::Unknown) if config.block_kind() == BlockKind::Bottleneck => {
+            return Err(model_err(format!(
+                "{} cannot tell v1 from v1.5 strides (identical tensors): set `stride: v1` or `stride: v1.5`",
+                path.display()
+            )))
+        }
+        _ => {}
+    }
+    if let Some(pool) = entry.stem_pool {
+        config = config.with_stem_pool(pool);
+    }
+    let options = LoadOptions { device: device.clone(), ..LoadOptions::default() };
+    let model = load_resnet(&file, &config, &options).map_err(weights)?;
+    let input = entry.input.spec();
+    let normalizer =
+        Normalizer::new(&input, base).map_err(|error| EvalError::Normalize { model: entry.id.clone(), error })?;
+    let output_map = entry
+        .outputs
+        .map_outputs(config.num_classes, dataset, base)
+        .map_err(|error| EvalError::Outputs { model: entry.id.clone(), error })?;
+    Ok(LoadedModel {
+        entry: entry.clone(),
+        model,
+        config,
+        weights_sha256: file.sha256.clone(),
+        input,
+        normalizer,
+        output_map,
+    })
+}
+
+/// `n` samples evenly spaced over the list (all of them when `n` is larger).
+pub fn evenly_spaced(samples: &[Sample], n: usize) -> Vec<Sample> {
+    if n >= samples.len() {
+        return samples.to_vec();
+    }
+    (0..n).map(|i| samples[i * samples.len() / n].clone()).collect()
+}
+
+/// Everything the stored numbers depend on: its hash is the store key.
+fn describe(model: &LoadedModel, protocol: &ProtocolSpec, dataset: &Dataset, samples: &[Sample]) -> serde_json::Value {
+    let mut ids = sha2::Sha256::default();
+    for s in samples {
+        sha2::Digest::update(&mut ids, format!("{}\t{}\n", s.id, s.label).as_bytes());
+    }
+    let ids: String = sha2::Digest::finalize(ids).iter().map(|b| format!("{b:02x}")).collect();
+    json!({
+        "weights_sha256": model.weights_sha256,
+        "architecture": model.config,
+        "input": model.input,
+        "mean_image_sha256": model.normalizer.mean_image_sha256(),
+        "output_map": model.output_map,
+        "protocol": protocol,
+        "dataset_fingerprint": dataset.fingerprint(),
+        "images": samples.len(),
+        "image_list_sha256": ids,
+    })
+}
+
+fn select<'a>(all: Vec<&'a str>, wanted: &[String], what: &str) -> Result<Vec<&'a str>, EvalError> {
+    if let Some(missing) = wanted.iter().find(|w| !all.contains(&w.as_str())) {
+        return Err(EvalError::Selection(format!(
+            "no {what} `{missing}` in the experiment (it has: {})",
+            all.join(", ")
+        )));
+    }
+    Ok(all.into_iter().filter(|id| wanted.is_empty() || wanted.iter().any(|w| w == id)).collect())
+}
+
+/// Runs the selected models × protocols (ensembles after their members) and collects the table.
+pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalReport, EvalError> {
+    let experiment = &loaded.experiment;
+    let dataset = experiment.dataset.load(&loaded.base)?;
+    let samples = match options.limit {
+        Some(n) => evenly_spaced(&dataset.samples, n),
+        None => dataset.samples.clone(),
+    };
+    let model_ids = select(experiment.models.iter().map(|m| m.id.as_str()).collect(), &options.models, "model")?;
+    let protocol_ids =
+        select(experiment.protocols.iter().map(|p| p.id.as_str()).collect(), &options.protocols, "protocol")?;
+    let device = options.device.open()?;
+    let store = ResultStore::new(&options.store_dir);
+    let settings = loaded.settings();
+
+    // The (model, protocol) pairs to compute: the selection, plus every selected ensemble's members.
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    let mut ensembles = Vec::new();
+    for &p in &protocol_ids {
+        match experiment.protocol(p) {
+            Some(ProtocolSpec::Ensemble(e)) => ensembles.push((p, e)),
+            _ => pairs.extend(model_ids.iter().map(|&m| (m, p))),
+        }
+    }
+    for (_, e) in &ensembles {
+        for member in &e.members {
+            let pair = (member.model.as_str(), member.protocol.as_str());
+            if !pairs.contains(&pair) {
+                pairs.push(pair);
+            }
+        }
+    }
+
+    let mut models: BTreeMap<&str, LoadedModel> = BTreeMap::new();
+    let mut computed: BTreeMap<(String, String), Vec<ImageResult>> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for (model_id, protocol_id) in pairs {
+        if !models.contains_key(model_id) {
+            let entry =
+                experiment.model(model_id).ok_or_else(|| EvalError::Selection(format!("no model `{model_id}`")))?;
+            models.insert(model_id, load_model(entry, &loaded.base, &dataset, &device)?);
+        }
+        let model = &models[model_id];
+        let protocol = experiment
+            .protocol(protocol_id)
+            .ok_or_else(|| EvalError::Selection(format!("no protocol `{protocol_id}`")))?;
+        let description = describe(model, protocol, &dataset, &samples);
+        let scorer = Scorer {
+            model: &model.model,
+            normalizer: &model.normalizer,
+            output_map: &model.output_map,
+            num_classes: dataset.classes.len(),
+            device: &device,
+        };
+        let task = Task {
+            label: format!("{model_id}/{protocol_id}"),
+            protocol,
+            samples: &samples,
+            key: StoreKey::new(model_id, protocol_id, &description),
+            description,
+        };
+        let engine_err = |error| EvalError::Engine { model: model_id.into(), protocol: protocol_id.into(), error };
+        let results = engine::evaluate(&scorer, &task, &settings, &store).map_err(engine_err)?;
+        if model_ids.contains(&model_id) && protocol_ids.contains(&protocol_id) {
+            rows.push(Row::new(model_id, protocol_id, protocol.summary(), results.clone()));
+        }
+        computed.insert((model_id.to_string(), protocol_id.to_string()), results);
+    }
+    for (id, e) in ensembles {
+        let members: Vec<(String, Vec<ImageResult>)> = e
+            .members
+            .iter()
+            .map(|m| (format!("{}/{}", m.model, m.protocol), computed[&(m.model.clone(), m.protocol.clone())].clone()))
+            .collect();
+        let results =
+            ensemble::average(&members).map_err(|error| EvalError::Ensemble { protocol: id.to_string(), error })?;
+        rows.push(Row::new("ensemble", id, experiment.protocol(id).map(|p| p.summary()).unwrap_or_default(), results));
+    }
+    let paired = paired_tests(&rows);
+    Ok(EvalReport { dataset: dataset.description.clone(), images: samples.len(), rows, paired })
+}
+
+/// McNemar's exact test on top-1 correctness for every pair of protocols of the same model.
+fn paired_tests(rows: &[Row]) -> Vec<Paired> {
+    let mut paired = Vec::new();
+    for (i, a) in rows.iter().enumerate() {
+        for b in rows[i + 1..].iter().filter(|b| b.model == a.model) {
+            let both: Vec<(bool, bool)> =
+                a.results.iter().zip(&b.results).filter_map(|(x, y)| Some((x.correct()?.0, y.correct()?.0))).collect();
+            let (ca, cb): (Vec<bool>, Vec<bool>) = both.iter().copied().unzip();
+            if let Ok(test) = mcnemar_exact(&ca, &cb) {
+                paired.push(Paired {
+                    model: a.model.clone(),
+                    a: a.protocol.clone(),
+                    b: b.protocol.clone(),
+                    images: both.len(),
+                    test,
+                });
+            }
+        }
+    }
+    paired
+}
+
+fn percent_with_interval(p: &crate::metrics::Proportion) -> String {
+    format!("{:6.2} [{:5.2}, {:5.2}]", 100.0 * p.estimate, 100.0 * p.low, 100.0 * p.high)
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "dataset: {} ({} images evaluated)", self.dataset, self.images)?;
+        writeln!(f, "errors in %, with Wilson 95% intervals")?;
+        let width = self.rows.iter().map(|r| r.model.len() + r.protocol.len() + 1).max().unwrap_or(0).max(16);
+        writeln!(
+            f,
+            "{:width$}  {:>6}  {:>7}  {:>23}  {:>23}",
+            "model/protocol", "images", "skipped", "top-1 error", "top-5 error"
+        )?;
+        for row in &self.rows {
+            writeln!(
+                f,
+                "{:width$}  {:>6}  {:>7}  {:>23}  {:>23}",
+                format!("{}/{}", row.model, row.protocol),
+                row.rates.top1.trials,
+                row.skipped().len(),
+                percent_with_interval(&row.rates.top1),
+                percent_with_interval(&row.rates.top5),
+            )?;
+        }
+        for row in self.rows.iter().filter(|r| !r.skipped().is_empty()) {
+            writeln!(f, "skipped by {}/{}:", row.model, row.protocol)?;
+            for (image, why) in row.skipped() {
+                writeln!(f, "  {image}: {why}")?;
+            }
+        }
+        if !self.paired.is_empty() {
+            writeln!(f, "paired top-1 comparisons (McNemar exact test on the images both scored):")?;
+            for p in &self.paired {
+                writeln!(
+                    f,
+                    "  {}: {} vs {}: only first correct {}, only second correct {}, p = {:.3e}",
+                    p.model, p.a, p.b, p.test.only_a_correct, p.test.only_b_correct, p.test.p_value
+                )?;
+            }
+        }
+        Ok(())
+    }
+}

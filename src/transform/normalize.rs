@@ -1,0 +1,198 @@
+//! Pixels to the numbers a model was trained on: channel order, scale, mean and std.
+
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::weights::WeightsFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelOrder {
+    Rgb,
+    /// Caffe models (OpenCV decoding).
+    Bgr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PixelScale {
+    /// 0–1 (torchvision's ToTensor).
+    Unit,
+    /// 0–255 (Caffe).
+    Byte,
+}
+
+/// What is subtracted: one value per channel, or a per-pixel mean image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum MeanSpec {
+    /// Per channel, in the model's channel order and pixel scale.
+    Channel([f32; 3]),
+    /// A safetensors file with a tensor `mean` [3, H, W] in the model's channel order and scale
+    /// (Caffe's `ResNet_mean.binaryproto`, converted). Used only for views of exactly H×W.
+    Image { image: PathBuf },
+}
+
+/// A model's input convention, as written in an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    pub channel_order: ChannelOrder,
+    pub scale: PixelScale,
+    pub mean: MeanSpec,
+    #[serde(default = "unit_std")]
+    pub std: [f32; 3],
+}
+
+fn unit_std() -> [f32; 3] {
+    [1.0; 3]
+}
+
+impl InputSpec {
+    /// torchvision / fb.resnet.torch: RGB in 0–1, ImageNet mean and std.
+    pub fn torchvision() -> Self {
+        Self {
+            channel_order: ChannelOrder::Rgb,
+            scale: PixelScale::Unit,
+            mean: MeanSpec::Channel([0.485, 0.456, 0.406]),
+            std: [0.229, 0.224, 0.225],
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NormalizeError {
+    #[error("mean image {path}: {reason}")]
+    MeanImage { path: PathBuf, reason: String },
+    #[error("mean image {path} is {mean_w}x{mean_h} but the view is {view_w}x{view_h}: a per-pixel mean fits only views of its own size")]
+    MeanImageSize { path: PathBuf, mean_w: usize, mean_h: usize, view_w: u32, view_h: u32 },
+    #[error("input std has a zero entry {std:?}")]
+    ZeroStd { std: [f32; 3] },
+}
+
+#[derive(Debug, Clone)]
+enum Mean {
+    Channel([f32; 3]),
+    Image { path: PathBuf, sha256: String, width: usize, height: usize, values: Vec<f32> },
+}
+
+/// An [`InputSpec`] made ready to apply (the mean image read once).
+#[derive(Debug, Clone)]
+pub struct Normalizer {
+    order: ChannelOrder,
+    scale: PixelScale,
+    mean: Mean,
+    std: [f32; 3],
+}
+
+impl Normalizer {
+    /// Relative mean-image paths are resolved against `base`.
+    pub fn new(spec: &InputSpec, base: &Path) -> Result<Self, NormalizeError> {
+        if spec.std.contains(&0.0) {
+            return Err(NormalizeError::ZeroStd { std: spec.std });
+        }
+        let mean = match &spec.mean {
+            MeanSpec::Channel(values) => Mean::Channel(*values),
+            MeanSpec::Image { image } => read_mean_image(&base.join(image))?,
+        };
+        Ok(Self { order: spec.channel_order, scale: spec.scale, mean, std: spec.std })
+    }
+
+    /// SHA-256 of the mean image file, if one is used (part of the store key).
+    pub fn mean_image_sha256(&self) -> Option<&str> {
+        match &self.mean {
+            Mean::Image { sha256, .. } => Some(sha256),
+            Mean::Channel(_) => None,
+        }
+    }
+
+    /// Appends the image as a [3, H, W] planar float array to `out`.
+    pub fn append_chw(&self, image: &RgbImage, out: &mut Vec<f32>) -> Result<(), NormalizeError> {
+        let (w, h) = image.dimensions();
+        let plane = (w * h) as usize;
+        if let Mean::Image { path, width, height, .. } = &self.mean {
+            if (*width, *height) != (w as usize, h as usize) {
+                return Err(NormalizeError::MeanImageSize {
+                    path: path.clone(),
+                    mean_w: *width,
+                    mean_h: *height,
+                    view_w: w,
+                    view_h: h,
+                });
+            }
+        }
+        let raw = image.as_raw();
+        for channel in 0..3 {
+            let source = match self.order {
+                ChannelOrder::Rgb => channel,
+                ChannelOrder::Bgr => 2 - channel,
+            };
+            let std = self.std[channel];
+            out.extend((0..plane).map(|i| {
+                let pixel = raw[i * 3 + source] as f32;
+                // torchvision divides by 255 before subtracting; the same order keeps f32 rounding identical.
+                let x = match self.scale {
+                    PixelScale::Unit => pixel / 255.0,
+                    PixelScale::Byte => pixel,
+                };
+                let mean = match &self.mean {
+                    Mean::Channel(m) => m[channel],
+                    Mean::Image { values, .. } => values[channel * plane + i],
+                };
+                (x - mean) / std
+            }));
+        }
+        Ok(())
+    }
+}
+
+fn read_mean_image(path: &Path) -> Result<Mean, NormalizeError> {
+    let fail = |reason: String| NormalizeError::MeanImage { path: path.to_path_buf(), reason };
+    let file = WeightsFile::read(path).map_err(|e| fail(e.to_string()))?;
+    let stored = file.tensors.get("mean").ok_or_else(|| fail("no tensor named `mean`".into()))?;
+    let tensor =
+        stored.tensor.as_ref().ok_or_else(|| fail(format!("`mean` is {}, not a float tensor", stored.dtype)))?;
+    let (c, height, width) =
+        tensor.dims3().map_err(|_| fail(format!("`mean` has shape {:?}, expected [3, H, W]", stored.shape)))?;
+    if c != 3 {
+        return Err(fail(format!("`mean` has shape {:?}, expected [3, H, W]", stored.shape)));
+    }
+    let values = tensor
+        .to_dtype(candle_core::DType::F32)
+        .and_then(|t| t.flatten_all())
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Mean::Image { path: path.to_path_buf(), sha256: file.sha256.clone(), width, height, values })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bgr_byte_scale_swaps_channels_and_keeps_0_255() {
+        let image = RgbImage::from_raw(1, 1, vec![10, 20, 30]).unwrap();
+        let spec = InputSpec {
+            channel_order: ChannelOrder::Bgr,
+            scale: PixelScale::Byte,
+            mean: MeanSpec::Channel([1.0, 2.0, 3.0]),
+            std: [1.0; 3],
+        };
+        let mut out = Vec::new();
+        Normalizer::new(&spec, Path::new(".")).unwrap().append_chw(&image, &mut out).unwrap();
+        assert_eq!(out, vec![29.0, 18.0, 7.0]);
+    }
+
+    #[test]
+    fn torchvision_convention() {
+        let image = RgbImage::from_raw(1, 1, vec![255, 0, 128]).unwrap();
+        let mut out = Vec::new();
+        Normalizer::new(&InputSpec::torchvision(), Path::new(".")).unwrap().append_chw(&image, &mut out).unwrap();
+        let expected = [(1.0 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (128.0 / 255.0 - 0.406) / 0.225];
+        for (a, e) in out.iter().zip(expected) {
+            assert!((a - e).abs() < 1e-6, "{a} vs {e}");
+        }
+    }
+}
