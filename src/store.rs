@@ -1,5 +1,5 @@
 //! The per-image store: for each (model, protocol, dataset) a Parquet file holding every image's
-//! label, top-5 classes with probabilities and full probability vector, so that ensembles and
+//! label, top-5 classes with probabilities and full probability vector (f32), so that ensembles and
 //! re-scoring never recompute. Files are keyed by a hash of everything that determines the
 //! numbers; a run writes finished chunks as they complete (atomically), so a killed run resumes
 //! and computes only what is missing, and a changed key can never be mixed with an old file.
@@ -7,7 +7,6 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use half::f16;
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -22,7 +21,9 @@ pub const UNMAPPED_CLASS: i64 = -1;
 pub struct Scored {
     /// The five best (class, probability), best first.
     pub top5: Vec<(i64, f32)>,
-    /// Probability of each dataset class (f16 precision once stored).
+    /// Probability of each dataset class. Stored as f32: with f16, small probabilities
+    /// underflow to ties and an ensemble's top-5 would depend on whether its members were read
+    /// back or just computed.
     pub probs: Vec<f32>,
     /// The largest probability of a model output that scores no dataset class (0 when none).
     pub unmapped_prob: f32,
@@ -190,10 +191,6 @@ fn write_atomically(path: &Path, results: &[ImageResult]) -> Result<(), StoreErr
     fs::rename(&tmp, path).map_err(io(path))
 }
 
-fn f16_bytes(probs: &[f32]) -> Vec<u8> {
-    probs.iter().flat_map(|&p| f16::from_f32(p).to_le_bytes()).collect()
-}
-
 fn to_frame(results: &[ImageResult]) -> PolarsResult<DataFrame> {
     let images: Vec<&str> = results.iter().map(|r| r.image.as_str()).collect();
     let labels: Vec<u32> = results.iter().map(|r| r.label).collect();
@@ -213,8 +210,10 @@ fn to_frame(results: &[ImageResult]) -> PolarsResult<DataFrame> {
             Series::new("".into(), probs)
         })
         .collect();
-    let probs: Vec<Option<Vec<u8>>> =
-        results.iter().map(|r| r.outcome.as_ref().ok().map(|s| f16_bytes(&s.probs))).collect();
+    let probs: Vec<Series> = results
+        .iter()
+        .map(|r| Series::new("".into(), r.outcome.as_ref().map(|s| s.probs.clone()).unwrap_or_default()))
+        .collect();
     let unmapped: Vec<Option<f32>> = results.iter().map(|r| r.outcome.as_ref().ok().map(|s| s.unmapped_prob)).collect();
     DataFrame::new_infer_height(vec![
         Column::new("image".into(), images),
@@ -222,7 +221,7 @@ fn to_frame(results: &[ImageResult]) -> PolarsResult<DataFrame> {
         Column::new("skipped".into(), skipped),
         Column::new("top5_classes".into(), top_classes),
         Column::new("top5_probs".into(), top_probs),
-        Column::new("probs_f16".into(), probs),
+        Column::new("probs".into(), probs),
         Column::new("unmapped_prob".into(), unmapped),
     ])
 }
@@ -240,7 +239,7 @@ fn from_frame(frame: &DataFrame) -> PolarsResult<Result<Vec<ImageResult>, String
     let skipped = frame.column("skipped")?.str()?;
     let top_classes = frame.column("top5_classes")?.list()?;
     let top_probs = frame.column("top5_probs")?.list()?;
-    let probs = frame.column("probs_f16")?.binary()?;
+    let probs = frame.column("probs")?.list()?;
     let unmapped = frame.column("unmapped_prob")?.f32()?;
     let mut results = Vec::with_capacity(frame.height());
     for i in 0..frame.height() {
@@ -250,14 +249,14 @@ fn from_frame(frame: &DataFrame) -> PolarsResult<Result<Vec<ImageResult>, String
         let outcome = match skipped.get(i) {
             Some(reason) => Err(reason.to_string()),
             None => {
-                let (Some(classes), Some(top), Some(bytes)) =
-                    (top_classes.get_as_series(i), top_probs.get_as_series(i), probs.get(i))
+                let (Some(classes), Some(top), Some(vector)) =
+                    (top_classes.get_as_series(i), top_probs.get_as_series(i), probs.get_as_series(i))
                 else {
                     return Ok(Err(format!("row {i} ({image}) is neither scored nor skipped")));
                 };
                 let classes: Vec<i64> = classes.i64()?.into_no_null_iter().collect();
                 let top: Vec<f32> = top.f32()?.into_no_null_iter().collect();
-                let probs = bytes.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
+                let probs = vector.f32()?.into_no_null_iter().collect();
                 Ok(Scored {
                     top5: classes.into_iter().zip(top).collect(),
                     probs,

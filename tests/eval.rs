@@ -1,0 +1,305 @@
+//! `resnet-audit eval` end to end: the table, the per-image store, resuming a killed run,
+//! ensembles from the store, bad images, and the errors a user sees.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::fixture;
+use polars::prelude::*;
+
+const IMAGES: [&str; 7] = [
+    "cmyk_160x120.JPEG",
+    "gray_180x120.JPEG",
+    "landscape_320x240.JPEG",
+    "png_named_150x150.JPEG",
+    "portrait_200x300.JPEG",
+    "progressive_257x193.JPEG",
+    "tiny_48x36.JPEG",
+];
+
+/// A class-per-folder dataset of the fixture images (`copies` of each) in a 20-class list, and
+/// an experiment over it with the narrow fixture ResNet-50 under v1.5 and v1 strides.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(copies: usize, protocols: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let classes: Vec<String> = (0..20).map(|c| format!("class{c:02}")).collect();
+        std::fs::write(dir.path().join("classes.txt"), classes.join("\n")).unwrap();
+        for (i, name) in IMAGES.iter().enumerate() {
+            let folder = dir.path().join("images").join(&classes[i % 3]);
+            std::fs::create_dir_all(&folder).unwrap();
+            for copy in 0..copies {
+                std::fs::copy(fixture(&format!("images/{name}")), folder.join(format!("{copy}_{name}"))).unwrap();
+            }
+        }
+        let setup = Self { dir };
+        setup.write_experiment(protocols, extra);
+        setup
+    }
+
+    fn write_experiment(&self, protocols: &str, extra: &str) {
+        let weights = fixture("parity/protocol_r50_w8.safetensors");
+        let yaml = format!(
+            "description: eval test\n\
+             dataset: {{kind: image-folder, root: images, classes: classes.txt}}\n\
+             models:\n  \
+               - {{id: narrow, weights: {w}, input: torchvision}}\n  \
+               - {{id: narrow-v1, weights: {w}, input: torchvision, stride: v1}}\n\
+             protocols:\n{protocols}{extra}",
+            w = weights.display()
+        );
+        std::fs::write(self.experiment(), yaml).unwrap();
+    }
+
+    fn experiment(&self) -> PathBuf {
+        self.dir.path().join("experiment.yaml")
+    }
+
+    fn store(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self, store: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_resnet-audit"));
+        command.arg("eval").arg(self.experiment()).arg("--store").arg(self.store(store)).args(args);
+        command
+    }
+
+    fn eval(&self, store: &str, args: &[&str]) -> Output {
+        self.command(store, args).output().unwrap()
+    }
+}
+
+const SMALL_PROTOCOLS: &str = "  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 64}\n  \
+    - {id: ten, kind: ten-crop, resize: {shorter-side: 72}, crop: 64, combine: logit-sum}\n  \
+    - {id: fcn, kind: fully-convolutional, scales: [224, 256], flips: true}\n  \
+    - {id: both, kind: ensemble, members: [{model: narrow, protocol: center}, {model: narrow-v1, protocol: center}]}\n";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn success(output: &Output) -> String {
+    assert!(output.status.success(), "eval failed:\n{}", text(&output.stderr));
+    text(&output.stdout)
+}
+
+fn failure(output: &Output) -> String {
+    assert!(!output.status.success(), "eval should fail; stdout:\n{}", text(&output.stdout));
+    text(&output.stderr)
+}
+
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+fn read_frame(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
+}
+
+/// The printed top-1 error of `row` (e.g. "narrow/center"), in %.
+fn printed_top1(stdout: &str, row: &str) -> f64 {
+    let line =
+        stdout.lines().find(|l| l.starts_with(&format!("{row} "))).unwrap_or_else(|| panic!("no row {row}:\n{stdout}"));
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn eval_prints_the_table_and_stores_every_image() {
+    let setup = Setup::new(1, SMALL_PROTOCOLS, "");
+    let stdout = success(&setup.eval("store", &[]));
+    println!("{stdout}");
+    for row in ["narrow/center", "narrow/ten", "narrow/fcn", "narrow-v1/center", "ensemble/both"] {
+        printed_top1(&stdout, row);
+    }
+    assert!(stdout.contains("McNemar"), "paired tests printed:\n{stdout}");
+    // Six (model, protocol) results (the ensemble is not stored), each with every image.
+    let files = parquet_files(&setup.store("store"));
+    assert_eq!(files.len(), 6, "{files:?}");
+    let center = files.iter().find(|f| f.to_string_lossy().contains("/narrow/center-")).unwrap();
+    let frame = read_frame(center);
+    assert_eq!(frame.height(), IMAGES.len());
+    let probs = frame.column("probs").unwrap().list().unwrap().get_as_series(0).unwrap().len();
+    assert_eq!(probs, 20, "one probability per class");
+    // The printed error is the stored per-image outcomes' error.
+    let labels: Vec<u32> = frame.column("label").unwrap().u32().unwrap().into_no_null_iter().collect();
+    let lists = frame.column("top5_classes").unwrap().list().unwrap();
+    let top: Vec<i64> =
+        (0..lists.len()).map(|i| lists.get_as_series(i).unwrap().i64().unwrap().get(0).unwrap()).collect();
+    let wrong = labels.iter().zip(&top).filter(|(l, t)| **l as i64 != **t).count();
+    let stored = 100.0 * wrong as f64 / labels.len() as f64;
+    assert!((printed_top1(&stdout, "narrow/center") - stored).abs() < 0.01, "printed vs stored {stored}");
+}
+
+#[test]
+fn a_killed_eval_resumes_to_the_same_numbers() {
+    let protocols = "  - {id: fcn, kind: fully-convolutional, scales: [224, 288], flips: true}\n";
+    let setup = Setup::new(3, protocols, "run: {batch_size: 4, chunk_size: 2}\n");
+    let straight = success(&setup.eval("straight", &["--model", "narrow"]));
+
+    let mut child =
+        setup.command("killed", &["--model", "narrow"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let parts =
+        || parquet_files(&setup.store("killed")).iter().filter(|p| p.to_string_lossy().contains(".parts/")).count();
+    let start = Instant::now();
+    while parts() < 2 && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let finals =
+        parquet_files(&setup.store("killed")).iter().filter(|p| !p.to_string_lossy().contains(".parts/")).count();
+    assert_eq!(finals, 0, "the run finished before it was killed: make it longer");
+    assert!(parts() >= 2, "no chunk was stored before the kill");
+
+    let resumed = setup.eval("killed", &["--model", "narrow"]);
+    let stderr = text(&resumed.stderr);
+    assert!(stderr.contains("resuming"), "the second run should resume:\n{stderr}");
+    assert_eq!(success(&resumed), straight, "same table as the uninterrupted run");
+    let a = read_frame(&parquet_files(&setup.store("straight"))[0]);
+    let b = read_frame(&parquet_files(&setup.store("killed"))[0]);
+    assert!(a.equals_missing(&b), "same stored per-image results");
+}
+
+#[test]
+fn an_ensemble_reads_its_members_from_the_store() {
+    let setup = Setup::new(1, SMALL_PROTOCOLS, "");
+    let first = success(&setup.eval("store", &["--protocol", "both"]));
+    let again = setup.eval("store", &["--protocol", "both"]);
+    let stderr = text(&again.stderr);
+    assert!(!stderr.contains("images in"), "members were recomputed:\n{stderr}");
+    assert_eq!(success(&again), first);
+    assert_eq!(parquet_files(&setup.store("store")).len(), 2, "only the two members are stored");
+}
+
+#[test]
+fn a_changed_protocol_never_reuses_an_old_file() {
+    let setup = Setup::new(1, "  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 64}\n", "");
+    success(&setup.eval("store", &["--model", "narrow"]));
+    setup.write_experiment("  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 56}\n", "");
+    let stderr = text(&setup.eval("store", &["--model", "narrow"]).stderr);
+    assert!(stderr.contains("images in"), "a changed crop must be computed again:\n{stderr}");
+    assert_eq!(parquet_files(&setup.store("store")).len(), 2, "old and new results side by side");
+}
+
+fn add_truncated_image(setup: &Setup) -> PathBuf {
+    let bytes = std::fs::read(fixture("images/landscape_320x240.JPEG")).unwrap();
+    let path = setup.dir.path().join("images/class00/zz_truncated.JPEG");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    path
+}
+
+#[test]
+fn a_bad_image_stops_the_run_naming_it() {
+    let setup = Setup::new(1, "  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 64}\n", "");
+    let bad = add_truncated_image(&setup);
+    let stderr = failure(&setup.eval("store", &["--model", "narrow"]));
+    assert!(stderr.contains(&bad.display().to_string()), "{stderr}");
+    assert!(stderr.contains("on_bad_image: skip"), "{stderr}");
+}
+
+#[test]
+fn on_bad_image_skip_counts_and_lists_skipped_files() {
+    let setup = Setup::new(
+        1,
+        "  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 64}\n",
+        "on_bad_image: skip\n",
+    );
+    add_truncated_image(&setup);
+    let stdout = success(&setup.eval("store", &["--model", "narrow"]));
+    let row = stdout.lines().find(|l| l.starts_with("narrow/center ")).unwrap();
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((fields[1], fields[2]), ("7", "1"), "7 scored, 1 skipped: {row}");
+    assert!(stdout.contains("skipped by narrow/center:") && stdout.contains("class00/zz_truncated.JPEG"), "{stdout}");
+}
+
+#[test]
+fn limit_takes_evenly_spaced_images() {
+    let setup = Setup::new(1, "  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 64}\n", "");
+    let stdout = success(&setup.eval("store", &["--model", "narrow", "--limit", "3"]));
+    assert!(stdout.contains("(3 images evaluated)"), "{stdout}");
+}
+
+#[test]
+fn unknown_ids_and_misspelt_fields_are_named() {
+    let setup = Setup::new(1, SMALL_PROTOCOLS, "");
+    let stderr = failure(&setup.eval("store", &["--model", "resnet50"]));
+    assert!(stderr.contains("no model `resnet50`") && stderr.contains("narrow, narrow-v1"), "{stderr}");
+    let stderr = failure(&setup.eval("store", &["--protocol", "five-crop"]));
+    assert!(stderr.contains("no protocol `five-crop`"), "{stderr}");
+
+    setup.write_experiment("  - {id: center, kind: center-crop, crop_size: 64}\n", "");
+    let stderr = failure(&setup.eval("store", &[]));
+    assert!(stderr.contains("experiment.yaml") && stderr.contains("crop_size"), "{stderr}");
+
+    setup.write_experiment(
+        "  - {id: e, kind: ensemble, members: [{model: narrow, protocol: nope}, {model: narrow, protocol: e}]}\n",
+        "",
+    );
+    let stderr = failure(&setup.eval("store", &[]));
+    assert!(stderr.contains("ensemble `e`: no protocol `nope`"), "{stderr}");
+}
+
+#[test]
+fn missing_weights_are_named() {
+    let setup = Setup::new(1, SMALL_PROTOCOLS, "");
+    let yaml = std::fs::read_to_string(setup.experiment()).unwrap().replace("protocol_r50_w8", "no_such_model");
+    std::fs::write(setup.experiment(), yaml).unwrap();
+    let stderr = failure(&setup.eval("store", &[]));
+    assert!(stderr.contains("model `narrow`") && stderr.contains("no_such_model.safetensors"), "{stderr}");
+}
+
+/// The 103 real photos of ../shared (when present) through protocols (i) and (iii).
+#[test]
+fn real_photos_run_through_every_protocol_kind() {
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/imagenet-sample");
+    if !sample.is_dir() {
+        println!("skipped: {} is absent", sample.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(&sample)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".JPEG"))
+        .collect();
+    names.sort();
+    let list: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("{n} {}", i % 20)).collect();
+    std::fs::write(dir.path().join("list.txt"), list.join("\n")).unwrap();
+    let yaml = format!(
+        "dataset: {{kind: list, root: {}, file: list.txt, classes: {{count: 20}}}}\n\
+         models: [{{id: narrow, weights: {}, input: torchvision}}]\n\
+         protocols:\n  - {{id: center, kind: center-crop}}\n  - {{id: fcn, kind: fully-convolutional, scales: [224, 288], pool: global}}\n",
+        sample.display(),
+        fixture("parity/protocol_r50_w8.safetensors").display()
+    );
+    std::fs::write(dir.path().join("real.yaml"), yaml).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_resnet-audit"))
+        .args(["eval", "real.yaml", "--store", "store"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = success(&output);
+    println!("{stdout}");
+    for row in ["narrow/center", "narrow/fcn"] {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("{row} "))).unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((fields[1], fields[2]), (names.len().to_string().as_str(), "0"), "{line}");
+    }
+}
