@@ -217,14 +217,16 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     let settings = loaded.settings();
 
     // The (model, protocol) pairs to compute: the selection, plus every selected ensemble's members.
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
     let mut ensembles = Vec::new();
+    let mut single = Vec::new();
     for &p in &protocol_ids {
         match experiment.protocol(p) {
             Some(ProtocolSpec::Ensemble(e)) => ensembles.push((p, e)),
-            _ => pairs.extend(model_ids.iter().map(|&m| (m, p))),
+            _ => single.push(p),
         }
     }
+    // Model-major, so each model's protocols sit together in the table.
+    let mut pairs: Vec<(&str, &str)> = model_ids.iter().flat_map(|&m| single.iter().map(move |&p| (m, p))).collect();
     for (_, e) in &ensembles {
         for member in &e.members {
             let pair = (member.model.as_str(), member.protocol.as_str());
