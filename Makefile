@@ -17,9 +17,11 @@ build:
 test:
 	$(CARGO) test --release --locked
 
-# Throughput on this machine (not a test): ResNet-50 forward, BN folded vs separate.
+# Throughput on this machine (not a test): ResNet-50 forward, BN folded vs separate; then the
+# evaluation pipeline (decode + resize, protocols end to end).
 bench:
 	$(CARGO) bench --locked --bench forward
+	$(CARGO) bench --locked --bench protocols
 
 # Until the audit command lands: inspect the committed fixture models.
 audit: build

@@ -1,0 +1,171 @@
+//! `make bench`: throughput of the evaluation pipeline on this machine's CPU, images/s (higher is
+//! better); the figures go into README's Performance section.
+//!
+//! 1. Decode + resize alone (`decode_rgb`, then shorter side 256, bilinear with Pillow's
+//!    antialiasing) over the real photos of `../shared/data/imagenet-sample/` (or, where that is
+//!    absent, `fixtures/images/`), on one thread and with rayon over the images.
+//! 2. End to end through `engine::evaluate` (decode → views → model → combine, default settings,
+//!    a fresh store each run so nothing is read back) for protocols (i) center-crop and
+//!    (ii) ten-crop, on the narrow fixture ResNet-50 and on a full-width ResNet-50 with random
+//!    weights (the predictions are meaningless; only the speed matters).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use rayon::prelude::*;
+use resnet_audit::dataset::Sample;
+use resnet_audit::decode::decode_rgb;
+use resnet_audit::engine::{evaluate, Scorer, Settings, Task};
+use resnet_audit::model::{BuildOptions, ResNet, ResNetConfig};
+use resnet_audit::protocol::{ProtocolEntry, ProtocolSpec};
+use resnet_audit::store::{ResultStore, StoreKey};
+use resnet_audit::transform::{resize, InputSpec, Interpolation, Normalizer, Resampling, ResizePolicy};
+use resnet_audit::weights::{load_resnet, tensor_specs, LoadOptions, WeightsFile};
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// Classes of the fixture model.
+const FIXTURE_CLASSES: usize = 20;
+/// Images the full-width model sees per protocol, to keep the bench within a few minutes on 2 cores.
+const FULL_CENTER_IMAGES: usize = 32;
+const FULL_TEN_IMAGES: usize = 8;
+
+/// The photos to run over, and a description of where they came from.
+fn images(root: &Path) -> BenchResult<(Vec<PathBuf>, String)> {
+    let sample = root.join("../shared/data/imagenet-sample");
+    let (dir, what) = if sample.is_dir() {
+        (sample, "../shared/data/imagenet-sample")
+    } else {
+        (root.join("fixtures/images"), "fixtures/images (imagenet-sample absent)")
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "JPEG"))
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(format!("no .JPEG images in {}", dir.display()).into());
+    }
+    Ok((paths, what.to_string()))
+}
+
+fn decode_resize(path: &Path) -> usize {
+    let resampling = Resampling { interpolation: Interpolation::Bilinear, antialias: true };
+    let image = decode_rgb(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let (w, h) = ResizePolicy::ShorterSide(256).target_size(image.width(), image.height());
+    resize(&image, w, h, resampling).len()
+}
+
+fn random_resnet(config: &ResNetConfig) -> candle_core::Result<ResNet> {
+    let device = Device::Cpu;
+    let mut tensors = HashMap::new();
+    for spec in tensor_specs(config)? {
+        let fan_in: usize = spec.shape.iter().skip(1).product::<usize>().max(1);
+        let tensor = if spec.name.ends_with("running_var") {
+            Tensor::rand(0.5f32, 1.5, spec.shape.as_slice(), &device)?
+        } else {
+            (Tensor::randn(0f32, 1.0, spec.shape.as_slice(), &device)? * (2.0 / fan_in as f64).sqrt())?
+        };
+        tensors.insert(spec.name, tensor);
+    }
+    ResNet::new(config, VarBuilder::from_tensors(tensors, DType::F32, &device), BuildOptions { fold_bn: true })
+}
+
+fn protocol(kind: &str) -> BenchResult<ProtocolSpec> {
+    let entry: ProtocolEntry = serde_yaml::from_str(&format!("{{id: x, kind: {kind}}}"))?;
+    Ok(entry.spec)
+}
+
+/// Seconds for one `evaluate` of `model` under `spec` over `samples`, into a fresh store.
+fn time_evaluate(model: &ResNet, classes: usize, spec: &ProtocolSpec, samples: &[Sample]) -> BenchResult<f64> {
+    let normalizer = Normalizer::new(&InputSpec::torchvision(), Path::new("."))?;
+    let map: Vec<Option<usize>> = (0..classes).map(Some).collect();
+    let device = Device::Cpu;
+    let scorer = Scorer { model, normalizer: &normalizer, output_map: &map, num_classes: classes, device: &device };
+    let key = StoreKey::new("bench", "bench", &serde_json::to_value(spec)?);
+    let task = Task { label: "bench".into(), protocol: spec, samples, key, description: serde_json::json!({}) };
+    let dir = tempfile::tempdir()?;
+    let start = Instant::now();
+    let results = evaluate(&scorer, &task, &Settings::default(), &ResultStore::new(dir.path()))?;
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(results.len(), samples.len());
+    Ok(seconds)
+}
+
+/// One line of the table: what was measured, images, views, seconds.
+struct Row(String, usize, usize, f64);
+
+impl Row {
+    fn print(&self) {
+        let Row(what, images, views, seconds) = self;
+        let (per_image, per_view) = (*images as f64 / seconds, *views as f64 / seconds);
+        println!("{what:<52} {images:>6} {per_image:>9.2} {per_view:>9.2} {seconds:>8.2}");
+    }
+}
+
+fn main() -> BenchResult<()> {
+    let total = Instant::now();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let (paths, source) = images(&root)?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The table is printed at the end, so that the engine's progress lines (stderr) do not split it.
+    let mut rows = Vec::new();
+
+    // 1. Decode + resize; one untimed pass first so every file is in the page cache.
+    paths.par_iter().for_each(|p| {
+        decode_resize(p);
+    });
+    let start = Instant::now();
+    paths.iter().for_each(|p| {
+        decode_resize(p);
+    });
+    rows.push(Row("decode + resize 256, 1 thread".into(), paths.len(), paths.len(), start.elapsed().as_secs_f64()));
+    let start = Instant::now();
+    paths.par_iter().for_each(|p| {
+        decode_resize(p);
+    });
+    let what = format!("decode + resize 256, rayon ({threads} threads)");
+    rows.push(Row(what, paths.len(), paths.len(), start.elapsed().as_secs_f64()));
+
+    // 2. End to end through the engine.
+    let samples: Vec<Sample> = paths
+        .iter()
+        .map(|p| Sample { id: p.file_name().unwrap().to_string_lossy().into_owned(), path: p.clone(), label: 0 })
+        .collect();
+    let center = protocol("center-crop")?;
+    let ten = protocol("ten-crop")?;
+
+    let fixture = WeightsFile::read(&root.join("fixtures/parity/protocol_r50_w8.safetensors"))?;
+    let narrow = load_resnet(
+        &fixture,
+        &ResNetConfig::imagenet(50, FIXTURE_CLASSES).with_base_width(8),
+        &LoadOptions::default(),
+    )?;
+    for (name, spec, views) in [("center-crop", &center, 1), ("ten-crop", &ten, 10)] {
+        let seconds = time_evaluate(&narrow, FIXTURE_CLASSES, spec, &samples)?;
+        let what = format!("evaluate {name}, ResNet-50 width 8 (fixture)");
+        rows.push(Row(what, samples.len(), samples.len() * views, seconds));
+    }
+
+    let full = random_resnet(&ResNetConfig::imagenet(50, 1000))?;
+    for (name, spec, views, count) in
+        [("center-crop", &center, 1, FULL_CENTER_IMAGES), ("ten-crop", &ten, 10, FULL_TEN_IMAGES)]
+    {
+        let subset = &samples[..count.min(samples.len())];
+        let seconds = time_evaluate(&full, 1000, spec, subset)?;
+        let what = format!("evaluate {name}, ResNet-50 full width (random)");
+        rows.push(Row(what, subset.len(), subset.len() * views, seconds));
+    }
+
+    println!("Evaluation pipeline, f32, CPU, {threads} threads (rayon pool: {})", rayon::current_num_threads());
+    println!("images: {} from {source}; images/s and views/s (higher is better)", paths.len());
+    println!("{:<52} {:>6} {:>9} {:>9} {:>8}", "stage", "images", "images/s", "views/s", "seconds");
+    rows.iter().for_each(Row::print);
+    println!("total bench time {:.1} s", total.elapsed().as_secs_f64());
+    Ok(())
+}
