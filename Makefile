@@ -23,12 +23,14 @@ bench:
 	$(CARGO) bench --locked --bench forward
 	$(CARGO) bench --locked --bench protocols
 
-# Until the audit command lands: inspect the committed fixture models.
+# Until the audit report lands: inspect the committed fixture models, then evaluate the
+# runnable example experiment (committed images and models only) under protocols (i)-(iv).
 audit: build
 	@for f in fixtures/parity/resnet50_w8.safetensors fixtures/parity/resnet18_w8.safetensors \
 	          fixtures/parity/cifar_resnet20_a.safetensors; do \
 	  $(BIN) inspect $$f || exit 1; echo; \
 	done
+	$(BIN) eval experiments/fixtures.yaml --store reports/store
 
 # Regenerate the committed parity fixtures with PyTorch/torchvision (optional; needs PyPI,
 # about 3 GB in .venv). `make test` never needs Python.

@@ -111,8 +111,8 @@ pub fn evaluate(
     }
     let chunks: Vec<&[Sample]> = task.samples.chunks(settings.chunk_size).collect();
     let mut done: BTreeMap<usize, Vec<ImageResult>> = BTreeMap::new();
-    for (index, results) in store.load_parts(&task.key)? {
-        let path = store.parts_dir(&task.key);
+    for (index, results) in store.load_parts(&task.key, settings.chunk_size)? {
+        let path = store.parts_dir(&task.key, settings.chunk_size);
         let expected = chunks.get(index).ok_or_else(|| StoreError::Inconsistent {
             path: path.clone(),
             reason: format!("chunk {index} is beyond the {} chunks of this image list", chunks.len()),
@@ -139,7 +139,7 @@ pub fn evaluate(
         });
         for (index, prepared) in receiver {
             let results = score_chunk(scorer, task, settings, chunks[index], prepared)?;
-            store.write_part(&task.key, index, &results)?;
+            store.write_part(&task.key, settings.chunk_size, index, &results)?;
             progress.advance(results.len());
             done.insert(index, results);
         }

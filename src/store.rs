@@ -86,7 +86,7 @@ impl StoreKey {
 }
 
 /// A directory of stored results: `<dir>/<model>/<protocol>-<hash>.parquet`, with finished
-/// chunks of an unfinished run in `<protocol>-<hash>.parts/`.
+/// chunks of an unfinished run in `<protocol>-<hash>.parts-<chunk size>/`.
 #[derive(Debug, Clone)]
 pub struct ResultStore {
     dir: PathBuf,
@@ -105,8 +105,10 @@ impl ResultStore {
         self.dir.join(&key.model).join(format!("{}.parquet", key.stem()))
     }
 
-    pub fn parts_dir(&self, key: &StoreKey) -> PathBuf {
-        self.dir.join(&key.model).join(format!("{}.parts", key.stem()))
+    /// Parts of an unfinished run with `chunk_size` images per chunk (a run resumed with another
+    /// chunk size starts its own parts instead of misreading these).
+    pub fn parts_dir(&self, key: &StoreKey, chunk_size: usize) -> PathBuf {
+        self.dir.join(&key.model).join(format!("{}.parts-{chunk_size}", key.stem()))
     }
 
     /// The complete result, if a run finished.
@@ -128,8 +130,8 @@ impl ResultStore {
     }
 
     /// Finished chunks of an interrupted run, by chunk index.
-    pub fn load_parts(&self, key: &StoreKey) -> Result<Vec<(usize, Vec<ImageResult>)>, StoreError> {
-        let dir = self.parts_dir(key);
+    pub fn load_parts(&self, key: &StoreKey, chunk_size: usize) -> Result<Vec<(usize, Vec<ImageResult>)>, StoreError> {
+        let dir = self.parts_dir(key, chunk_size);
         if !dir.exists() {
             return Ok(Vec::new());
         }
@@ -149,8 +151,14 @@ impl ResultStore {
         Ok(parts)
     }
 
-    pub fn write_part(&self, key: &StoreKey, chunk: usize, results: &[ImageResult]) -> Result<(), StoreError> {
-        let dir = self.parts_dir(key);
+    pub fn write_part(
+        &self,
+        key: &StoreKey,
+        chunk_size: usize,
+        chunk: usize,
+        results: &[ImageResult],
+    ) -> Result<(), StoreError> {
+        let dir = self.parts_dir(key, chunk_size);
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         write_atomically(&dir.join(format!("chunk-{chunk:06}.parquet")), results)
     }
@@ -170,9 +178,13 @@ impl ResultStore {
         let text = serde_json::to_string_pretty(description).unwrap_or_default();
         fs::write(&sidecar, text).map_err(io(&sidecar))?;
         write_atomically(&path, results)?;
-        let parts = self.parts_dir(key);
-        if parts.exists() {
-            fs::remove_dir_all(&parts).map_err(io(&parts))?;
+        // Every parts folder of this key, whatever chunk size wrote it.
+        let prefix = format!("{}.parts-", key.stem());
+        for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+            let parts = entry.map_err(io(&dir))?.path();
+            if parts.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix)) {
+                fs::remove_dir_all(&parts).map_err(io(&parts))?;
+            }
         }
         Ok(path)
     }
@@ -294,11 +306,12 @@ mod tests {
         let store = ResultStore::new(dir.path());
         let key = StoreKey::new("m", "p", &serde_json::json!({"x": 1}));
         assert!(store.load(&key).unwrap().is_none());
-        store.write_part(&key, 3, &sample()).unwrap();
-        assert_eq!(store.load_parts(&key).unwrap(), vec![(3, sample())]);
+        store.write_part(&key, 2, 3, &sample()).unwrap();
+        assert_eq!(store.load_parts(&key, 2).unwrap(), vec![(3, sample())]);
+        assert!(store.load_parts(&key, 4).unwrap().is_empty(), "parts of another chunk size are not read");
         store.finish(&key, &sample(), &serde_json::json!({})).unwrap();
         assert_eq!(store.load(&key).unwrap().unwrap(), sample());
-        assert!(!store.parts_dir(&key).exists());
+        assert!(!store.parts_dir(&key, 2).exists());
         assert_eq!(sample()[0].correct(), Some((true, true)));
         assert_eq!(sample()[1].correct(), None);
     }

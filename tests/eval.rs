@@ -156,7 +156,7 @@ fn a_killed_eval_resumes_to_the_same_numbers() {
     let mut child =
         setup.command("killed", &["--model", "narrow"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let parts =
-        || parquet_files(&setup.store("killed")).iter().filter(|p| p.to_string_lossy().contains(".parts/")).count();
+        || parquet_files(&setup.store("killed")).iter().filter(|p| p.to_string_lossy().contains(".parts-")).count();
     let start = Instant::now();
     while parts() < 2 && start.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(5));
@@ -164,7 +164,7 @@ fn a_killed_eval_resumes_to_the_same_numbers() {
     child.kill().unwrap();
     child.wait().unwrap();
     let finals =
-        parquet_files(&setup.store("killed")).iter().filter(|p| !p.to_string_lossy().contains(".parts/")).count();
+        parquet_files(&setup.store("killed")).iter().filter(|p| !p.to_string_lossy().contains(".parts-")).count();
     assert_eq!(finals, 0, "the run finished before it was killed: make it longer");
     assert!(parts() >= 2, "no chunk was stored before the kill");
 
@@ -254,6 +254,16 @@ fn unknown_ids_and_misspelt_fields_are_named() {
     );
     let stderr = failure(&setup.eval("store", &[]));
     assert!(stderr.contains("ensemble `e`: no protocol `nope`"), "{stderr}");
+}
+
+#[test]
+fn cuda_without_the_feature_is_a_clear_error() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let setup = Setup::new(1, SMALL_PROTOCOLS, "");
+    let stderr = failure(&setup.eval("store", &["--device", "cuda"]));
+    assert!(stderr.contains("--features cuda"), "{stderr}");
 }
 
 #[test]

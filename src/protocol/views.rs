@@ -167,6 +167,16 @@ mod tests {
     }
 
     #[test]
+    fn max_side_guards_the_resized_image() {
+        let spec: crate::protocol::ProtocolEntry =
+            serde_yaml::from_str("{id: f, kind: fully-convolutional, scales: [224, 640], max_side: 1000}").unwrap();
+        let normalizer = Normalizer::new(&InputSpec::torchvision(), Path::new(".")).unwrap();
+        // A 3:1 panorama: 672x224 passes, 1920x640 is over the limit.
+        let err = prepare(&spec.spec, &RgbImage::new(600, 200), &normalizer).unwrap_err();
+        assert_eq!(err.to_string(), "at scale 640 the image becomes 1920x640, over max_side 1000");
+    }
+
+    #[test]
     fn center_crop_of_a_small_image_names_the_sizes() {
         let spec = ProtocolSpec::CenterCrop(CenterCrop {
             resize: ResizePolicy::Warp { height: 100, width: 100 },

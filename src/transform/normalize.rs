@@ -185,6 +185,36 @@ mod tests {
         assert_eq!(out, vec![29.0, 18.0, 7.0]);
     }
 
+    fn mean_image_spec(image: &str) -> InputSpec {
+        InputSpec {
+            channel_order: ChannelOrder::Bgr,
+            scale: PixelScale::Byte,
+            mean: MeanSpec::Image { image: image.into() },
+            std: [1.0; 3],
+        }
+    }
+
+    #[test]
+    fn a_mean_image_fits_only_views_of_its_size() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity");
+        let normalizer = Normalizer::new(&mean_image_spec("mean_image_64.safetensors"), &base).unwrap();
+        let mut out = Vec::new();
+        normalizer.append_chw(&RgbImage::new(64, 64), &mut out).unwrap();
+        assert_eq!(out.len(), 3 * 64 * 64);
+        let err = normalizer.append_chw(&RgbImage::new(224, 224), &mut out).unwrap_err().to_string();
+        assert!(err.contains("mean_image_64.safetensors is 64x64 but the view is 224x224"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_mean_image_file_is_named() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity");
+        let err = Normalizer::new(&mean_image_spec("missing.safetensors"), &base).unwrap_err().to_string();
+        assert!(err.starts_with("mean image ") && err.contains("missing.safetensors"), "{err}");
+        // A weights file has no `mean` tensor.
+        let err = Normalizer::new(&mean_image_spec("resnet18_w8.safetensors"), &base).unwrap_err().to_string();
+        assert!(err.contains("resnet18_w8.safetensors: no tensor named `mean`"), "{err}");
+    }
+
     #[test]
     fn torchvision_convention() {
         let image = RgbImage::from_raw(1, 1, vec![255, 0, 128]).unwrap();
