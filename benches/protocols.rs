@@ -9,21 +9,22 @@
 //!    (ii) ten-crop, on the narrow fixture ResNet-50 and on a full-width ResNet-50 with random
 //!    weights (the predictions are meaningless; only the speed matters).
 
-use std::collections::HashMap;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::Device;
+use common::random_resnet;
 use rayon::prelude::*;
 use resnet_audit::dataset::Sample;
 use resnet_audit::decode::decode_rgb;
 use resnet_audit::engine::{evaluate, Scorer, Settings, Task};
-use resnet_audit::model::{BuildOptions, ResNet, ResNetConfig};
+use resnet_audit::model::{ResNet, ResNetConfig};
 use resnet_audit::protocol::{ProtocolEntry, ProtocolSpec};
 use resnet_audit::store::{ResultStore, StoreKey};
 use resnet_audit::transform::{resize, InputSpec, Interpolation, Normalizer, Resampling, ResizePolicy};
-use resnet_audit::weights::{load_resnet, tensor_specs, LoadOptions, WeightsFile};
+use resnet_audit::weights::{load_resnet, LoadOptions, WeightsFile};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -59,21 +60,6 @@ fn decode_resize(path: &Path) -> usize {
     let image = decode_rgb(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (w, h) = ResizePolicy::ShorterSide(256).target_size(image.width(), image.height());
     resize(&image, w, h, resampling).len()
-}
-
-fn random_resnet(config: &ResNetConfig) -> candle_core::Result<ResNet> {
-    let device = Device::Cpu;
-    let mut tensors = HashMap::new();
-    for spec in tensor_specs(config)? {
-        let fan_in: usize = spec.shape.iter().skip(1).product::<usize>().max(1);
-        let tensor = if spec.name.ends_with("running_var") {
-            Tensor::rand(0.5f32, 1.5, spec.shape.as_slice(), &device)?
-        } else {
-            (Tensor::randn(0f32, 1.0, spec.shape.as_slice(), &device)? * (2.0 / fan_in as f64).sqrt())?
-        };
-        tensors.insert(spec.name, tensor);
-    }
-    ResNet::new(config, VarBuilder::from_tensors(tensors, DType::F32, &device), BuildOptions { fold_bn: true })
 }
 
 fn protocol(kind: &str) -> BenchResult<ProtocolSpec> {
@@ -152,7 +138,7 @@ fn main() -> BenchResult<()> {
         rows.push(Row(what, samples.len(), samples.len() * views, seconds));
     }
 
-    let full = random_resnet(&ResNetConfig::imagenet(50, 1000))?;
+    let full = random_resnet(&ResNetConfig::imagenet(50, 1000), true)?;
     for (name, spec, views, count) in
         [("center-crop", &center, 1, FULL_CENTER_IMAGES), ("ten-crop", &ten, 10, FULL_TEN_IMAGES)]
     {

@@ -7,18 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::fixture;
+use common::{fixture, IMAGES};
 use polars::prelude::*;
-
-const IMAGES: [&str; 7] = [
-    "cmyk_160x120.JPEG",
-    "gray_180x120.JPEG",
-    "landscape_320x240.JPEG",
-    "png_named_150x150.JPEG",
-    "portrait_200x300.JPEG",
-    "progressive_257x193.JPEG",
-    "tiny_48x36.JPEG",
-];
 
 /// A class-per-folder dataset of the fixture images (`copies` of each) in a 20-class list, and
 /// an experiment over it with the narrow fixture ResNet-50 under v1.5 and v1 strides.

@@ -6,20 +6,10 @@ mod common;
 use candle_core::{DType, Tensor};
 use std::collections::HashMap;
 
-use common::fixture;
+use common::{fixture, IMAGES};
 use image::RgbImage;
 use resnet_audit::decode::decode_rgb;
 use resnet_audit::transform::{resize, Interpolation, Resampling, ResizePolicy};
-
-const IMAGES: [&str; 7] = [
-    "cmyk_160x120.JPEG",
-    "gray_180x120.JPEG",
-    "landscape_320x240.JPEG",
-    "png_named_150x150.JPEG",
-    "portrait_200x300.JPEG",
-    "progressive_257x193.JPEG",
-    "tiny_48x36.JPEG",
-];
 
 /// Every reference array (uint8 [H, W, 3]), read once.
 fn reference() -> HashMap<String, Tensor> {

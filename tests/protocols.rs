@@ -8,7 +8,7 @@ mod common;
 use std::path::PathBuf;
 
 use candle_core::Device;
-use common::{fixture, load, parity_file, tensor};
+use common::{fixture, load, parity_file, tensor, IMAGES};
 use resnet_audit::dataset::Sample;
 use resnet_audit::decode::decode_rgb;
 use resnet_audit::engine::{evaluate, Scorer, Settings, Task};
@@ -21,16 +21,6 @@ use resnet_audit::weights::WeightsFile;
 const CLASSES: usize = 20;
 /// Log-probabilities below this underflow f32 probabilities; there we only ask that ours are tiny too.
 const LOG_FLOOR: f32 = -60.0;
-
-const IMAGES: [&str; 7] = [
-    "cmyk_160x120.JPEG",
-    "gray_180x120.JPEG",
-    "landscape_320x240.JPEG",
-    "png_named_150x150.JPEG",
-    "portrait_200x300.JPEG",
-    "progressive_257x193.JPEG",
-    "tiny_48x36.JPEG",
-];
 
 /// The fixture protocols, written as an experiment would write them.
 fn protocol(id: &str) -> &'static str {

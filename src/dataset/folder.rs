@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::spec::NamedClasses;
-use super::{check_dir, is_hidden, Dataset, DatasetError, Sample};
+use super::{check_dir, visible_entries, Dataset, DatasetError, Sample};
 
 /// How a file name's extension classifies it.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,16 +31,7 @@ fn classify(name: &str) -> FileKind {
 pub(super) fn load(root: PathBuf, classes: Option<NamedClasses>) -> Result<Dataset, DatasetError> {
     check_dir(&root, "dataset.root")?;
     let mut folders = Vec::new();
-    let entries = std::fs::read_dir(&root).map_err(|error| DatasetError::Io {
-        path: root.clone(),
-        field: "dataset.root",
-        error,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|error| DatasetError::Io { path: root.clone(), field: "dataset.root", error })?;
-        if is_hidden(&entry.file_name()) {
-            continue;
-        }
+    for entry in visible_entries(&root, "dataset.root")? {
         let path = entry.path();
         // Files beside the class folders (a README, a list) are not samples; torchvision skips them too.
         if !metadata(&path)?.is_dir() {
@@ -98,12 +89,7 @@ fn walk(
     samples: &mut Vec<Sample>,
     ignored: &mut usize,
 ) -> Result<(), DatasetError> {
-    let io = |error| DatasetError::Io { path: dir.to_path_buf(), field: "class folder", error };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        if is_hidden(&entry.file_name()) {
-            continue;
-        }
+    for entry in visible_entries(dir, "class folder")? {
         let path = entry.path();
         let name = entry.file_name().into_string().map_err(|_| DatasetError::NonUtf8Name { path: path.clone() })?;
         let id = format!("{prefix}/{name}");

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use super::{check_dir, first_few, is_hidden, read_text, Dataset, DatasetError, Sample};
+use super::{check_dir, first_few, read_text, visible_entries, Dataset, DatasetError, Sample};
 
 /// Classes in ILSVRC2012.
 pub(super) const NUM_CLASSES: usize = 1000;
@@ -76,17 +76,8 @@ pub(super) fn load_val(root: PathBuf, labels: LabelSource, subset: bool) -> Resu
         ),
     };
     let mut present = vec![false; NUM_VAL];
-    let entries = std::fs::read_dir(&root).map_err(|error| DatasetError::Io {
-        path: root.clone(),
-        field: "dataset.root",
-        error,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|error| DatasetError::Io { path: root.clone(), field: "dataset.root", error })?;
+    for entry in visible_entries(&root, "dataset.root")? {
         let name = entry.file_name();
-        if is_hidden(&name) {
-            continue;
-        }
         let path = entry.path();
         let meta =
             std::fs::metadata(&path).map_err(|error| DatasetError::Io { path: path.clone(), field: "image", error })?;

@@ -153,6 +153,19 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.as_encoded_bytes().first() == Some(&b'.')
 }
 
+/// The entries of `dir` that are not hidden, naming the folder (and spec field) on failure.
+fn visible_entries(dir: &std::path::Path, field: &'static str) -> Result<Vec<std::fs::DirEntry>, DatasetError> {
+    let io = |error| DatasetError::Io { path: dir.to_path_buf(), field, error };
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        if !is_hidden(&entry.file_name()) {
+            entries.push(entry);
+        }
+    }
+    Ok(entries)
+}
+
 /// Reads a whole text file, naming it (and the spec field it came from) on failure.
 fn read_text(path: &std::path::Path, field: &'static str) -> Result<String, DatasetError> {
     std::fs::read_to_string(path).map_err(|error| DatasetError::Io { path: path.to_path_buf(), field, error })

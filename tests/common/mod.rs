@@ -7,6 +7,17 @@ use candle_core::{DType, Tensor};
 use resnet_audit::model::{BuildOptions, ResNet, ResNetConfig};
 use resnet_audit::weights::{load_resnet, LoadOptions, WeightsFile};
 
+/// The images `fixtures/generate_preprocess.py` writes to `fixtures/images/`.
+pub const IMAGES: [&str; 7] = [
+    "cmyk_160x120.JPEG",
+    "gray_180x120.JPEG",
+    "landscape_320x240.JPEG",
+    "png_named_150x150.JPEG",
+    "portrait_200x300.JPEG",
+    "progressive_257x193.JPEG",
+    "tiny_48x36.JPEG",
+];
+
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
