@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use serde_json::json;
 
-use crate::dataset::{Dataset, DatasetError, Sample};
+use crate::dataset::{resolve_path, Dataset, DatasetError, Sample};
 use crate::device::{DeviceError, DeviceKind};
 use crate::engine::{self, EngineError, Scorer, Task};
 use crate::experiment::{LoadedExperiment, ModelEntry};
@@ -18,7 +18,7 @@ use crate::model::{BlockKind, ResNet, ResNetConfig};
 use crate::protocol::ensemble::{self, EnsembleError};
 use crate::protocol::ProtocolSpec;
 use crate::store::{ImageResult, ResultStore, StoreKey};
-use crate::transform::{InputSpec, NormalizeError, Normalizer};
+use crate::transform::{InputSpec, MeanSpec, NormalizeError, Normalizer};
 use crate::weights::{load_resnet, HubSettings, LoadOptions, WeightsError, WeightsFile, WeightsSource};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum EvalError {
     Model { model: String, reason: String },
     #[error("model `{model}`, input: {error}")]
     Normalize { model: String, error: NormalizeError },
-    #[error("model `{model}`, outputs: {error}")]
+    #[error("model `{model}`: {error}")]
     Outputs { model: String, error: DatasetError },
     #[error("{model}/{protocol}: {error}")]
     Engine { model: String, protocol: String, error: EngineError },
@@ -99,6 +99,8 @@ pub struct EvalReport {
     pub images: usize,
     pub rows: Vec<Row>,
     pub paired: Vec<Paired>,
+    /// Choices a reader must know about (e.g. how a mean image met other view sizes).
+    pub notes: Vec<String>,
 }
 
 /// A model ready to run.
@@ -123,7 +125,10 @@ pub fn load_model(
     let model_err = |reason: String| EvalError::Model { model: entry.id.clone(), reason };
     let weights = |error| EvalError::Weights { model: entry.id.clone(), error };
     let source = match WeightsSource::parse(&entry.weights).map_err(weights)? {
-        WeightsSource::Local(path) => WeightsSource::Local(base.join(path)),
+        WeightsSource::Local(path) => WeightsSource::Local(
+            resolve_path(base, "weights", &path)
+                .map_err(|error| EvalError::Outputs { model: entry.id.clone(), error })?,
+        ),
         hub => hub,
     };
     let path = source.resolve(&HubSettings::from_env()).map_err(weights)?;
@@ -145,7 +150,11 @@ pub fn load_model(
     }
     let options = LoadOptions { device: device.clone(), ..LoadOptions::default() };
     let model = load_resnet(&file, &config, &options).map_err(weights)?;
-    let input = entry.input.spec();
+    let mut input = entry.input.spec();
+    if let MeanSpec::Image { image, .. } = &mut input.mean {
+        *image = resolve_path(base, "input.mean.image", image)
+            .map_err(|error| EvalError::Outputs { model: entry.id.clone(), error })?;
+    }
     let normalizer =
         Normalizer::new(&input, base).map_err(|error| EvalError::Normalize { model: entry.id.clone(), error })?;
     let output_map = entry
@@ -161,6 +170,18 @@ pub fn load_model(
         normalizer,
         output_map,
     })
+}
+
+/// Whether loading failed only because the weights (or a variable in their path) are absent.
+fn weights_absent(error: &EvalError) -> bool {
+    match error {
+        EvalError::Weights { error: WeightsError::Io { error, .. }, .. } => {
+            error.kind() == std::io::ErrorKind::NotFound
+        }
+        EvalError::Weights { error: WeightsError::NotCached { .. }, .. } => true,
+        EvalError::Outputs { error: DatasetError::UnsetVariable { .. }, .. } => true,
+        _ => false,
+    }
 }
 
 /// `n` samples evenly spaced over the list (all of them when `n` is larger).
@@ -236,15 +257,40 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         }
     }
 
+    // Load every model first: errors surface before any compute, and a model with an `obtain`
+    // recipe whose weights are absent is listed as not run instead of failing the rest.
     let mut models: BTreeMap<&str, LoadedModel> = BTreeMap::new();
+    let mut not_run: Vec<(String, String)> = Vec::new();
+    for &(model_id, _) in &pairs {
+        if models.contains_key(model_id) || not_run.iter().any(|(id, _)| id == model_id) {
+            continue;
+        }
+        let entry = experiment.model(model_id).ok_or_else(|| EvalError::Selection(format!("no model `{model_id}`")))?;
+        match load_model(entry, &loaded.base, &dataset, &device) {
+            Ok(model) => {
+                models.insert(model_id, model);
+            }
+            Err(error) => match (&entry.obtain, weights_absent(&error)) {
+                (Some(obtain), true) => {
+                    not_run.push((model_id.to_string(), format!("not run: {error}; to obtain the weights: {obtain}")))
+                }
+                _ => return Err(error),
+            },
+        }
+    }
+    pairs.retain(|(m, _)| models.contains_key(m));
+    let mut notes: Vec<String> = not_run.iter().map(|(id, note)| format!("{id}: {note}")).collect();
+    ensembles.retain(|(id, e)| {
+        let missing: Vec<&str> =
+            e.members.iter().map(|m| m.model.as_str()).filter(|m| not_run.iter().any(|(n, _)| n == m)).collect();
+        if !missing.is_empty() {
+            notes.push(format!("{id}: ensemble not run: members {} not run", missing.join(", ")));
+        }
+        missing.is_empty()
+    });
     let mut computed: BTreeMap<(String, String), Vec<ImageResult>> = BTreeMap::new();
     let mut rows = Vec::new();
     for (model_id, protocol_id) in pairs {
-        if !models.contains_key(model_id) {
-            let entry =
-                experiment.model(model_id).ok_or_else(|| EvalError::Selection(format!("no model `{model_id}`")))?;
-            models.insert(model_id, load_model(entry, &loaded.base, &dataset, &device)?);
-        }
         let model = &models[model_id];
         let protocol = experiment
             .protocol(protocol_id)
@@ -282,7 +328,10 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         rows.push(Row::new("ensemble", id, experiment.protocol(id).map(|p| p.summary()).unwrap_or_default(), results));
     }
     let paired = paired_tests(&rows);
-    Ok(EvalReport { dataset: dataset.description.clone(), images: samples.len(), rows, paired })
+    notes.extend(
+        models.iter().filter_map(|(id, m)| m.normalizer.mean_image_policy().map(|policy| format!("{id}: {policy}"))),
+    );
+    Ok(EvalReport { dataset: dataset.description.clone(), images: samples.len(), rows, paired, notes })
 }
 
 /// McNemar's exact test on top-1 correctness for every pair of protocols of the same model.
@@ -337,6 +386,9 @@ impl fmt::Display for EvalReport {
             for (image, why) in row.skipped() {
                 writeln!(f, "  {image}: {why}")?;
             }
+        }
+        for note in &self.notes {
+            writeln!(f, "note: {note}")?;
         }
         if !self.paired.is_empty() {
             writeln!(f, "paired top-1 comparisons (McNemar exact test on the images both scored):")?;

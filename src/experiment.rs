@@ -48,6 +48,10 @@ pub struct ModelEntry {
     /// The order of the model's outputs relative to the dataset's classes.
     #[serde(default)]
     pub outputs: OutputOrder,
+    /// How to obtain the weights (e.g. the `convert caffe` command). When given, a model whose
+    /// weights are absent is listed as not run, with this, instead of failing the experiment.
+    #[serde(default)]
+    pub obtain: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

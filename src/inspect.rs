@@ -141,7 +141,7 @@ pub fn inspect(file: &WeightsFile) -> Result<Inspection, InspectError> {
     })
 }
 
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {

@@ -1,6 +1,7 @@
 //! resnet-audit: audits published ResNet results by re-running them under explicit test
 //! protocols. See ARCHITECTURE.md for the map of modules.
 
+pub mod caffe;
 pub mod dataset;
 pub mod decode;
 pub mod device;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+use resnet_audit::caffe::{self, CaffeModel};
 use resnet_audit::device::DeviceKind;
 use resnet_audit::eval::{self, EvalOptions};
 use resnet_audit::experiment::LoadedExperiment;
@@ -23,10 +24,14 @@ enum Command {
     /// Show what a weights file holds: depth, block type, stride variant, classes,
     /// parameters and multiply-adds at 224x224.
     Inspect {
-        /// A safetensors file, or hf://org/name[@revision]/file.safetensors (read from the
+        /// A safetensors file, a Caffe .caffemodel (layers listed), or
+        /// hf://org/name[@revision]/file.safetensors (read from the
         /// Hugging Face cache: HF_HUB_CACHE or HF_HOME; HF_HUB_OFFLINE=1 forbids downloads)
         weights: String,
     },
+    /// Convert released weights to safetensors in our naming.
+    #[command(subcommand)]
+    Convert(Convert),
     /// Evaluate an experiment's models under its protocols: prints top-1/top-5 error per
     /// (model, protocol) and stores every image's scores (resuming an interrupted run).
     Eval {
@@ -49,8 +54,42 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum Convert {
+    /// A Caffe ResNet (the 2015 release): BatchNorm/Scale split, stride on the first 1x1, ceil-mode
+    /// pool1, recorded in the output's metadata; optionally its mean image.
+    Caffe {
+        /// ResNet-50/101/152-model.caffemodel
+        model: PathBuf,
+        /// ResNet_mean.binaryproto: written beside the output as <out stem>_mean.safetensors
+        #[arg(long)]
+        mean: Option<PathBuf>,
+        /// The safetensors file to write
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn convert_caffe(model: &std::path::Path, mean: Option<&std::path::Path>, out: &std::path::Path) -> anyhow::Result<()> {
+    let caffe = CaffeModel::read(model)?;
+    let mean_blob = mean.map(|path| caffe::read_mean(path).map(|blob| (path, blob))).transpose()?;
+    caffe.write_safetensors(out, mean_blob.as_ref().map(|(p, b)| (*p, b)))?;
+    println!("wrote {} (Caffe ResNet-{}, {} classes)", out.display(), caffe.config.depth(), caffe.config.num_classes);
+    if let Some((path, blob)) = &mean_blob {
+        let stem = out.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let mean_out = out.with_file_name(format!("{stem}_mean.safetensors"));
+        caffe::write_mean(&mean_out, path, blob)?;
+        println!("wrote {} (mean image {:?}, BGR, 0-255)", mean_out.display(), blob.shape);
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Inspect { weights } if weights.ends_with(".caffemodel") => {
+            print!("{}", CaffeModel::read(std::path::Path::new(&weights))?);
+        }
+        Command::Convert(Convert::Caffe { model, mean, out }) => convert_caffe(&model, mean.as_deref(), &out)?,
         Command::Inspect { weights } => {
             let source = WeightsSource::parse(&weights)?;
             let path = source.resolve(&HubSettings::from_env())?;

@@ -10,6 +10,7 @@ mod paths;
 mod spec;
 
 pub use outputs::OutputOrder;
+pub use paths::resolve as resolve_path;
 pub use spec::{ClassList, DatasetSpec, ValLabels};
 
 use std::path::PathBuf;

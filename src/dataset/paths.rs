@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use super::DatasetError;
 
 /// Expands `${VAR}` in `path` and joins a relative result onto `base`. `field` names the spec entry in errors.
-pub(super) fn resolve(base: &Path, field: &'static str, path: &Path) -> Result<PathBuf, DatasetError> {
+pub fn resolve(base: &Path, field: &'static str, path: &Path) -> Result<PathBuf, DatasetError> {
     let expanded = expand(field, path)?;
     Ok(if expanded.is_absolute() { expanded } else { base.join(expanded) })
 }

@@ -5,7 +5,7 @@ pub mod normalize;
 pub mod resize;
 
 pub use crop::{center_region, crop, flip_horizontal, ten_crop, CropTooLarge, Region};
-pub use normalize::{ChannelOrder, InputSpec, MeanSpec, NormalizeError, Normalizer, PixelScale};
+pub use normalize::{ChannelOrder, InputSpec, MeanSpec, NormalizeError, Normalizer, OtherSizes, PixelScale};
 pub use resize::{resize, Interpolation, Resampling};
 
 use serde::{Deserialize, Serialize};

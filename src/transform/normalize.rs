@@ -31,8 +31,27 @@ pub enum MeanSpec {
     /// Per channel, in the model's channel order and pixel scale.
     Channel([f32; 3]),
     /// A safetensors file with a tensor `mean` [3, H, W] in the model's channel order and scale
-    /// (Caffe's `ResNet_mean.binaryproto`, converted). Used only for views of exactly H×W.
-    Image { image: PathBuf },
+    /// (Caffe's `ResNet_mean.binaryproto`, converted by `convert caffe --mean`), subtracted pixel
+    /// by pixel from views of exactly H×W; `other_sizes` says what views of other sizes get.
+    Image {
+        image: PathBuf,
+        #[serde(default)]
+        other_sizes: OtherSizes,
+    },
+}
+
+/// What a per-pixel mean image means for a view of another size (fully-convolutional testing
+/// at several scales): the source (Caffe's released models) does not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OtherSizes {
+    /// Subtract the mean image's per-channel average.
+    #[default]
+    ChannelMean,
+    /// Subtract the mean image resized to the view (bilinear, not antialiased).
+    Resized,
+    /// Refuse: an error naming the file and both sizes.
+    Error,
 }
 
 /// A model's input convention, as written in an experiment.
@@ -75,7 +94,15 @@ pub enum NormalizeError {
 #[derive(Debug, Clone)]
 enum Mean {
     Channel([f32; 3]),
-    Image { path: PathBuf, sha256: String, width: usize, height: usize, values: Vec<f32> },
+    Image {
+        path: PathBuf,
+        sha256: String,
+        width: usize,
+        height: usize,
+        values: Vec<f32>,
+        other_sizes: OtherSizes,
+        channel_means: [f32; 3],
+    },
 }
 
 /// An [`InputSpec`] made ready to apply (the mean image read once).
@@ -95,7 +122,7 @@ impl Normalizer {
         }
         let mean = match &spec.mean {
             MeanSpec::Channel(values) => Mean::Channel(*values),
-            MeanSpec::Image { image } => read_mean_image(&base.join(image))?,
+            MeanSpec::Image { image, other_sizes } => read_mean_image(&base.join(image), *other_sizes)?,
         };
         Ok(Self { order: spec.channel_order, scale: spec.scale, mean, std: spec.std })
     }
@@ -108,21 +135,64 @@ impl Normalizer {
         }
     }
 
+    /// What the mean image does, for reports (None with per-channel means).
+    pub fn mean_image_policy(&self) -> Option<String> {
+        match &self.mean {
+            Mean::Channel(_) => None,
+            Mean::Image { path, width, height, other_sizes, channel_means, .. } => Some(format!(
+                "mean image {} subtracted per pixel on {width}x{height} views; other sizes: {}",
+                path.display(),
+                match other_sizes {
+                    OtherSizes::ChannelMean => format!("its per-channel mean {channel_means:.3?}"),
+                    OtherSizes::Resized => "the mean image resized to the view (bilinear)".to_string(),
+                    OtherSizes::Error => "refused".to_string(),
+                }
+            )),
+        }
+    }
+
+    /// The mean to subtract for a view of `w`×`h`, planar [3, h, w] (None: per channel).
+    fn mean_plane(&self, w: u32, h: u32) -> Result<Option<std::borrow::Cow<'_, [f32]>>, NormalizeError> {
+        let Mean::Image { path, width, height, values, other_sizes, channel_means, .. } = &self.mean else {
+            return Ok(None);
+        };
+        if (*width, *height) == (w as usize, h as usize) {
+            return Ok(Some(std::borrow::Cow::Borrowed(values)));
+        }
+        let plane = (w * h) as usize;
+        match other_sizes {
+            OtherSizes::Error => Err(NormalizeError::MeanImageSize {
+                path: path.clone(),
+                mean_w: *width,
+                mean_h: *height,
+                view_w: w,
+                view_h: h,
+            }),
+            OtherSizes::ChannelMean => Ok(Some(std::borrow::Cow::Owned(
+                channel_means.iter().flat_map(|&m| std::iter::repeat_n(m, plane)).collect(),
+            ))),
+            OtherSizes::Resized => {
+                let resized = (0..3)
+                    .flat_map(|c| {
+                        resize_plane(
+                            &values[c * width * height..(c + 1) * width * height],
+                            *width,
+                            *height,
+                            w as usize,
+                            h as usize,
+                        )
+                    })
+                    .collect();
+                Ok(Some(std::borrow::Cow::Owned(resized)))
+            }
+        }
+    }
+
     /// Appends the image as a [3, H, W] planar float array to `out`.
     pub fn append_chw(&self, image: &RgbImage, out: &mut Vec<f32>) -> Result<(), NormalizeError> {
         let (w, h) = image.dimensions();
         let plane = (w * h) as usize;
-        if let Mean::Image { path, width, height, .. } = &self.mean {
-            if (*width, *height) != (w as usize, h as usize) {
-                return Err(NormalizeError::MeanImageSize {
-                    path: path.clone(),
-                    mean_w: *width,
-                    mean_h: *height,
-                    view_w: w,
-                    view_h: h,
-                });
-            }
-        }
+        let mean_plane = self.mean_plane(w, h)?;
         let raw = image.as_raw();
         for channel in 0..3 {
             let source = match self.order {
@@ -137,9 +207,10 @@ impl Normalizer {
                     PixelScale::Unit => pixel / 255.0,
                     PixelScale::Byte => pixel,
                 };
-                let mean = match &self.mean {
-                    Mean::Channel(m) => m[channel],
-                    Mean::Image { values, .. } => values[channel * plane + i],
+                let mean = match (&self.mean, &mean_plane) {
+                    (_, Some(values)) => values[channel * plane + i],
+                    (Mean::Channel(m), None) => m[channel],
+                    (Mean::Image { .. }, None) => unreachable!("an image mean always yields a plane"),
                 };
                 (x - mean) / std
             }));
@@ -148,7 +219,31 @@ impl Normalizer {
     }
 }
 
-fn read_mean_image(path: &Path) -> Result<Mean, NormalizeError> {
+/// Bilinear resize of one float plane, `interpolate(align_corners=False)` without antialiasing.
+fn resize_plane(values: &[f32], in_w: usize, in_h: usize, out_w: usize, out_h: usize) -> Vec<f32> {
+    let taps = |n_in: usize, n_out: usize| -> Vec<(usize, usize, f32)> {
+        let scale = n_in as f32 / n_out as f32;
+        (0..n_out)
+            .map(|d| {
+                let src = ((d as f32 + 0.5) * scale - 0.5).max(0.0);
+                let i0 = (src as usize).min(n_in - 1);
+                let i1 = (i0 + 1).min(n_in - 1);
+                (i0, i1, src - i0 as f32)
+            })
+            .collect()
+    };
+    let (xs, ys) = (taps(in_w, out_w), taps(in_h, out_h));
+    let mut out = Vec::with_capacity(out_w * out_h);
+    for &(y0, y1, ly) in &ys {
+        for &(x0, x1, lx) in &xs {
+            let row = |y: usize| values[y * in_w + x0] * (1.0 - lx) + values[y * in_w + x1] * lx;
+            out.push(row(y0) * (1.0 - ly) + row(y1) * ly);
+        }
+    }
+    out
+}
+
+fn read_mean_image(path: &Path, other_sizes: OtherSizes) -> Result<Mean, NormalizeError> {
     let fail = |reason: String| NormalizeError::MeanImage { path: path.to_path_buf(), reason };
     let file = WeightsFile::read(path).map_err(|e| fail(e.to_string()))?;
     let stored = file.tensors.get("mean").ok_or_else(|| fail("no tensor named `mean`".into()))?;
@@ -164,7 +259,19 @@ fn read_mean_image(path: &Path) -> Result<Mean, NormalizeError> {
         .and_then(|t| t.flatten_all())
         .and_then(|t| t.to_vec1::<f32>())
         .map_err(|e| fail(e.to_string()))?;
-    Ok(Mean::Image { path: path.to_path_buf(), sha256: file.sha256.clone(), width, height, values })
+    let plane = (width * height) as f64;
+    let channel_means = [0, 1, 2].map(|c| {
+        (values[c * width * height..(c + 1) * width * height].iter().map(|&v| v as f64).sum::<f64>() / plane) as f32
+    });
+    Ok(Mean::Image {
+        path: path.to_path_buf(),
+        sha256: file.sha256.clone(),
+        width,
+        height,
+        values,
+        other_sizes,
+        channel_means,
+    })
 }
 
 #[cfg(test)]
@@ -189,7 +296,7 @@ mod tests {
         InputSpec {
             channel_order: ChannelOrder::Bgr,
             scale: PixelScale::Byte,
-            mean: MeanSpec::Image { image: image.into() },
+            mean: MeanSpec::Image { image: image.into(), other_sizes: OtherSizes::Error },
             std: [1.0; 3],
         }
     }
@@ -203,6 +310,24 @@ mod tests {
         assert_eq!(out.len(), 3 * 64 * 64);
         let err = normalizer.append_chw(&RgbImage::new(224, 224), &mut out).unwrap_err().to_string();
         assert!(err.contains("mean_image_64.safetensors is 64x64 but the view is 224x224"), "{err}");
+    }
+
+    #[test]
+    fn other_sizes_get_the_channel_mean_or_the_resized_image() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/parity");
+        let mut spec = mean_image_spec("mean_image_64.safetensors");
+        let image = RgbImage::from_pixel(32, 16, image::Rgb([0, 0, 0]));
+        let mut channel = Vec::new();
+        spec.mean = MeanSpec::Image { image: "mean_image_64.safetensors".into(), other_sizes: OtherSizes::ChannelMean };
+        Normalizer::new(&spec, &base).unwrap().append_chw(&image, &mut channel).unwrap();
+        // A black image minus a constant per channel: every value of a plane is the same.
+        assert!(channel[..512].iter().all(|&v| v == channel[0]) && channel[0] < -90.0, "{}", channel[0]);
+        let mut resized = Vec::new();
+        spec.mean = MeanSpec::Image { image: "mean_image_64.safetensors".into(), other_sizes: OtherSizes::Resized };
+        Normalizer::new(&spec, &base).unwrap().append_chw(&image, &mut resized).unwrap();
+        assert!(resized[..512].iter().any(|&v| v != resized[0]), "the smooth mean image varies over the view");
+        let mean_of_resized = resized[..512].iter().sum::<f32>() / 512.0;
+        assert!((mean_of_resized - channel[0]).abs() < 2.0, "{mean_of_resized} vs {}", channel[0]);
     }
 
     #[test]
