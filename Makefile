@@ -40,6 +40,7 @@ fixtures: $(VENV)/.installed
 	$(VENV)/bin/python fixtures/generate_protocols.py
 	$(VENV)/bin/python fixtures/generate_metrics.py
 	$(VENV)/bin/python fixtures/generate_caffe.py
+	$(VENV)/bin/python fixtures/generate_training.py
 
 $(VENV)/.installed: fixtures/requirements.txt
 	$(PYTHON) -m venv $(VENV)

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod store;
+pub mod train;
 pub mod transform;
 pub mod weights;
 pub mod yaml;

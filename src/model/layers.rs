@@ -44,7 +44,26 @@ fn bn_scale_shift(vb: &VarBuilder, channels: usize, eps: f64) -> Result<(Tensor,
 #[derive(Debug, Clone)]
 pub struct ConvBn {
     conv: Conv2d,
-    bn: Option<BatchNormEval>,
+    bn: Norm,
+}
+
+/// How a block's batch norms run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum NormMode {
+    /// Folded into the convolution (inference only).
+    Folded,
+    /// A separate op from the running statistics (inference only).
+    Separate,
+    /// Trainable: batch statistics in training, running statistics (updated with `momentum`,
+    /// PyTorch's convention) otherwise.
+    Train { momentum: f64 },
+}
+
+#[derive(Debug, Clone)]
+enum Norm {
+    Folded,
+    Eval(BatchNormEval),
+    Train(candle_nn::BatchNorm),
 }
 
 /// Shape of one convolution.
@@ -65,31 +84,46 @@ impl ConvSpec {
 }
 
 impl ConvBn {
-    pub fn new(conv_vb: VarBuilder, bn_vb: VarBuilder, spec: ConvSpec, bn_eps: f64, fold_bn: bool) -> Result<Self> {
-        let weight = conv_vb.get((spec.out_channels, spec.in_channels, spec.kernel, spec.kernel), "weight")?;
+    pub fn new(conv_vb: VarBuilder, bn_vb: VarBuilder, spec: ConvSpec, bn_eps: f64, mode: NormMode) -> Result<Self> {
+        let shape = (spec.out_channels, spec.in_channels, spec.kernel, spec.kernel);
+        // He (fan-out) initialisation when the builder creates variables (training from scratch).
+        let fan_out = (spec.out_channels * spec.kernel * spec.kernel) as f64;
+        let he = candle_nn::Init::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() };
+        let weight = conv_vb.get_with_hints(shape, "weight", he)?;
         let config = Conv2dConfig { padding: spec.padding, stride: spec.stride, ..Default::default() };
-        if fold_bn {
+        if let NormMode::Train { momentum } = mode {
+            let bn_config = candle_nn::BatchNormConfig { eps: bn_eps, remove_mean: true, affine: true, momentum };
+            let bn = candle_nn::batch_norm(spec.out_channels, bn_config, bn_vb)?;
+            return Ok(Self { conv: Conv2d::new(weight, None, config), bn: Norm::Train(bn) });
+        }
+        if mode == NormMode::Folded {
             let (scale, shift) = bn_scale_shift(&bn_vb, spec.out_channels, bn_eps)?;
             let dtype = weight.dtype();
             let folded = weight
                 .to_dtype(DType::F64)?
                 .broadcast_mul(&scale.reshape((spec.out_channels, 1, 1, 1))?)?
                 .to_dtype(dtype)?;
-            Ok(Self { conv: Conv2d::new(folded, Some(shift.to_dtype(dtype)?), config), bn: None })
+            Ok(Self { conv: Conv2d::new(folded, Some(shift.to_dtype(dtype)?), config), bn: Norm::Folded })
         } else {
             let bn = BatchNormEval::new(bn_vb, spec.out_channels, bn_eps)?;
-            Ok(Self { conv: Conv2d::new(weight, None, config), bn: Some(bn) })
+            Ok(Self { conv: Conv2d::new(weight, None, config), bn: Norm::Eval(bn) })
+        }
+    }
+
+    /// `train`: batch statistics (and a running-statistics update) for trainable norms.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.conv.forward(x)?;
+        match &self.bn {
+            Norm::Folded => Ok(y),
+            Norm::Eval(bn) => bn.forward(&y),
+            Norm::Train(bn) => candle_nn::ModuleT::forward_t(bn, &y, train),
         }
     }
 }
 
 impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
-        match &self.bn {
-            Some(bn) => bn.forward(&y),
-            None => Ok(y),
-        }
+        self.forward_t(x, false)
     }
 }
 

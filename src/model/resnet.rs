@@ -7,13 +7,23 @@ use candle_core::{bail, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::{BlockKind, CifarShortcut, ResNetConfig, StemPool, StridePlacement, Topology};
-use super::layers::{global_avg_pool, ConvBn, ConvSpec};
+use super::layers::{global_avg_pool, ConvBn, ConvSpec, NormMode};
 
 /// How a model is built from its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildOptions {
     /// Fold each batch norm into the preceding convolution (the fast default).
     pub fold_bn: bool,
+}
+
+impl BuildOptions {
+    fn norm_mode(self) -> NormMode {
+        if self.fold_bn {
+            NormMode::Folded
+        } else {
+            NormMode::Separate
+        }
+    }
 }
 
 impl Default for BuildOptions {
@@ -112,13 +122,20 @@ enum Shortcut {
 }
 
 impl Shortcut {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         match self {
             Shortcut::Identity => Ok(x.clone()),
-            Shortcut::Projection(conv) => conv.forward(x),
+            Shortcut::Projection(conv) => conv.forward_t(x, train),
             Shortcut::ZeroPad { stride, extra_channels } => {
-                // A 1x1 max pool with stride s is x[:, :, ::s, ::s].
-                let x = if *stride > 1 { x.max_pool2d_with_stride(1, *stride)? } else { x.clone() };
+                // x[:, :, ::s, ::s], by index selection (which, unlike a strided pool, has a gradient).
+                let x = if *stride > 1 {
+                    let (_, _, h, w) = x.dims4()?;
+                    let rows = strided_indices(0, h.div_ceil(*stride), *stride, x.device())?;
+                    let cols = strided_indices(0, w.div_ceil(*stride), *stride, x.device())?;
+                    x.index_select(&rows, 2)?.index_select(&cols, 3)?
+                } else {
+                    x.clone()
+                };
                 x.pad_with_zeros(1, 0, *extra_channels)
             }
         }
@@ -133,39 +150,35 @@ struct Block {
 }
 
 impl Block {
-    fn new(vb: VarBuilder, plan: &BlockPlan, bn_eps: f64, options: BuildOptions) -> Result<Self> {
+    fn new(vb: VarBuilder, plan: &BlockPlan, bn_eps: f64, mode: NormMode) -> Result<Self> {
         let convs = plan
             .convs
             .iter()
             .enumerate()
             .map(|(i, spec)| {
                 let k = i + 1;
-                ConvBn::new(vb.pp(format!("conv{k}")), vb.pp(format!("bn{k}")), *spec, bn_eps, options.fold_bn)
+                ConvBn::new(vb.pp(format!("conv{k}")), vb.pp(format!("bn{k}")), *spec, bn_eps, mode)
             })
             .collect::<Result<Vec<_>>>()?;
         let shortcut = match plan.shortcut {
             ShortcutPlan::Identity => Shortcut::Identity,
-            ShortcutPlan::Projection(spec) => Shortcut::Projection(ConvBn::new(
-                vb.pp("downsample.0"),
-                vb.pp("downsample.1"),
-                spec,
-                bn_eps,
-                options.fold_bn,
-            )?),
+            ShortcutPlan::Projection(spec) => {
+                Shortcut::Projection(ConvBn::new(vb.pp("downsample.0"), vb.pp("downsample.1"), spec, bn_eps, mode)?)
+            }
             ShortcutPlan::ZeroPad { stride, extra_channels } => Shortcut::ZeroPad { stride, extra_channels },
         };
         Ok(Self { convs, shortcut })
     }
 
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut y = x.clone();
         for (i, conv) in self.convs.iter().enumerate() {
-            y = conv.forward(&y)?;
+            y = conv.forward_t(&y, train)?;
             if i + 1 < self.convs.len() {
-                y = y.relu()?;
+                y = relu(&y, train)?;
             }
         }
-        (y + self.shortcut.forward(x)?)?.relu()
+        relu(&(y + self.shortcut.forward_t(x, train)?)?, train)
     }
 }
 
@@ -181,10 +194,21 @@ pub struct ResNet {
 impl ResNet {
     /// Builds the model from `vb` (torchvision tensor names). The config must be valid.
     pub fn new(config: &ResNetConfig, vb: VarBuilder, options: BuildOptions) -> Result<Self> {
+        Self::build(config, vb, options.norm_mode())
+    }
+
+    /// A trainable model: variables come from `vb` (a `VarMap` builder creates them with He
+    /// initialisation for convolutions), batch norms use batch statistics in `forward_t(x, true)`
+    /// and update their running statistics with `bn_momentum` (PyTorch's convention, 0.1).
+    pub fn trainable(config: &ResNetConfig, vb: VarBuilder, bn_momentum: f64) -> Result<Self> {
+        Self::build(config, vb, NormMode::Train { momentum: bn_momentum })
+    }
+
+    fn build(config: &ResNetConfig, vb: VarBuilder, mode: NormMode) -> Result<Self> {
         if let Err(e) = config.validate() {
             bail!("invalid ResNet config: {e}")
         }
-        let stem = ConvBn::new(vb.pp("conv1"), vb.pp("bn1"), stem_spec(config), config.bn_eps, options.fold_bn)?;
+        let stem = ConvBn::new(vb.pp("conv1"), vb.pp("bn1"), stem_spec(config), config.bn_eps, mode)?;
         let stages = block_plans(config)
             .iter()
             .enumerate()
@@ -193,7 +217,7 @@ impl ResNet {
                 plans
                     .iter()
                     .enumerate()
-                    .map(|(j, plan)| Block::new(vb_stage.pp(j), plan, config.bn_eps, options))
+                    .map(|(j, plan)| Block::new(vb_stage.pp(j), plan, config.bn_eps, mode))
                     .collect::<Result<Vec<_>>>()
             })
             .collect::<Result<Vec<_>>>()?;
@@ -207,6 +231,11 @@ impl ResNet {
 
     /// The final feature map, [N, C, H/32, W/32] for ImageNet ResNets (H/4 for CIFAR ones).
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        self.features_t(x, false)
+    }
+
+    /// [`Self::features`] in training (`train`: batch statistics for trainable norms) or not.
+    pub fn features_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let (_, channels, height, width) = x.dims4()?;
         if channels != 3 {
             bail!("input must be [batch, 3, height, width] images, got shape {:?}", x.dims())
@@ -221,14 +250,21 @@ impl ResNet {
                 self.config.name()
             )
         }
-        let mut x = self.stem.forward(x)?.relu()?;
+        let mut x = relu(&self.stem.forward_t(x, train)?, train)?;
         if let Topology::Imagenet { stem_pool, .. } = self.config.topology {
-            x = stem_max_pool(&x, stem_pool)?;
+            x = stem_max_pool(&x, stem_pool, train)?;
         }
         for block in self.stages.iter().flatten() {
-            x = block.forward(&x)?;
+            x = block.forward_t(&x, train)?;
         }
         Ok(x)
+    }
+
+    /// The standard head in training mode (`train`) or not: logits [N, classes].
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let pooled = global_avg_pool(&self.features_t(x, train)?)?;
+        let (n, c, _, _) = pooled.dims4()?;
+        self.fc.forward(&pooled.reshape((n, c))?)
     }
 
     /// The standard head: global average pool, then fc. Returns logits [N, classes].
@@ -263,7 +299,19 @@ impl ResNet {
 
 /// The 3x3/2 max pool after the stem. Its input comes out of a ReLU (≥ 0), so zero padding
 /// is equivalent to PyTorch's −∞ padding.
-fn stem_max_pool(x: &Tensor, pool: StemPool) -> Result<Tensor> {
+/// ReLU. In training its gradient must be PyTorch's (zero where the input is exactly 0);
+/// candle's `relu` passes the gradient at 0, so training multiplies by a constant mask instead.
+fn relu(x: &Tensor, train: bool) -> Result<Tensor> {
+    if train {
+        x * x.gt(0f64)?.to_dtype(x.dtype())?
+    } else {
+        x.relu()
+    }
+}
+
+/// `differentiable`: computed as the maximum of nine strided views, because candle has no
+/// gradient for a pool whose window differs from its stride; the values are the same.
+fn stem_max_pool(x: &Tensor, pool: StemPool, differentiable: bool) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let x = match pool {
         StemPool::Torch => x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?,
@@ -276,5 +324,45 @@ fn stem_max_pool(x: &Tensor, pool: StemPool) -> Result<Tensor> {
             x.pad_with_zeros(2, 0, extra(h))?.pad_with_zeros(3, 0, extra(w))?
         }
     };
-    x.max_pool2d_with_stride(3, 2)
+    if !differentiable {
+        return x.max_pool2d_with_stride(3, 2);
+    }
+    let (_, _, h, w) = x.dims4()?;
+    let (out_h, out_w) = ((h - 3) / 2 + 1, (w - 3) / 2 + 1);
+    let mut pooled: Option<Tensor> = None;
+    for dy in 0..3 {
+        let rows = strided_indices(dy, out_h, 2, x.device())?;
+        let band = x.index_select(&rows, 2)?;
+        for dx in 0..3 {
+            let view = band.index_select(&strided_indices(dx, out_w, 2, x.device())?, 3)?;
+            pooled = Some(match pooled {
+                None => view,
+                Some(p) => p.maximum(&view)?,
+            });
+        }
+    }
+    pooled.ok_or_else(|| candle_core::Error::Msg("empty pool window".into()))
+}
+
+/// `start, start + step, …` (`count` indices) as a u32 tensor, for strided views that keep a gradient.
+pub(crate) fn strided_indices(start: usize, count: usize, step: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let indices: Vec<u32> = (0..count).map(|i| (start + i * step) as u32).collect();
+    Tensor::from_vec(indices, count, device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_differentiable_stem_pool_computes_the_same_values() {
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 17, 22), &candle_core::Device::Cpu).unwrap().relu().unwrap();
+        for pool in [StemPool::Torch, StemPool::Caffe] {
+            let fast = stem_max_pool(&x, pool, false).unwrap();
+            let slow = stem_max_pool(&x, pool, true).unwrap();
+            assert_eq!(fast.dims(), slow.dims());
+            let diff = (fast - slow).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{pool:?}");
+        }
+    }
 }
