@@ -15,5 +15,5 @@ pub fn train_step(model: &ResNet, optimizer: &mut Sgd, images: &Tensor, labels: 
     let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
     let grads = loss.backward()?;
     optimizer.step(&grads, lr)?;
-    loss.to_scalar::<f32>()
+    loss.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()
 }
