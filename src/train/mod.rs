@@ -1,6 +1,8 @@
 //! Training: the optimizer and one training step (the rest of the training issue — recipes,
 //! augmentations, schedules, checkpoints, the demo — builds on these).
 
+pub mod augment;
+pub mod cifar;
 pub mod optim;
 
 use candle_core::{Result, Tensor};
