@@ -109,3 +109,66 @@ fn decay_scopes_select_the_right_parameters() {
     assert!(all.decayed().contains(&"bn1.weight") && all.decayed().contains(&"fc.bias"));
     assert!(!all.decayed().iter().any(|n| n.contains("running")), "statistics are not parameters");
 }
+
+/// Four steps straight equal two steps, a checkpoint, a fresh process's worth of objects
+/// (model, optimizer) restored from it, and two more steps: bit for bit.
+#[test]
+fn a_resumed_run_continues_exactly() {
+    use resnet_audit::train::checkpoint::{load as load_checkpoint, save, TrainState};
+    let fresh = || {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu);
+        let model = ResNet::trainable(&config("cifar20_w8"), vb, 0.1).unwrap();
+        let mut varmap = varmap;
+        varmap.load(fixture("train_cifar20_w8.init.safetensors")).unwrap();
+        let optimizer = Sgd::new(&varmap, sgd("nesterov"));
+        (model, varmap, optimizer)
+    };
+    let batch = load("train_cifar20_w8.batch");
+    let y = batch["y"].to_dtype(DType::U32).unwrap();
+    let (model, straight, mut optimizer) = fresh();
+    for _ in 0..4 {
+        train_step(&model, &mut optimizer, &batch["x"], &y, 0.1).unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.safetensors");
+    let state = TrainState { step: 2, epoch: 0, rng_seed: [7; 32], rng_word_pos: 12345 };
+    {
+        let (model, varmap, mut optimizer) = fresh();
+        for _ in 0..2 {
+            train_step(&model, &mut optimizer, &batch["x"], &y, 0.1).unwrap();
+        }
+        save(&path, &varmap, &optimizer, &state).unwrap();
+    }
+    let (model, resumed, mut optimizer) = fresh();
+    assert_eq!(load_checkpoint(&path, &resumed, &mut optimizer).unwrap(), state);
+    for _ in 0..2 {
+        train_step(&model, &mut optimizer, &batch["x"], &y, 0.1).unwrap();
+    }
+    let a = straight.data().lock().unwrap();
+    let b = resumed.data().lock().unwrap();
+    for (name, var) in a.iter() {
+        let diff = (var.as_tensor() - b[name].as_tensor()).unwrap().abs().unwrap().flatten_all().unwrap();
+        assert_eq!(diff.max(0).unwrap().to_scalar::<f64>().unwrap(), 0.0, "{name} differs after resuming");
+    }
+}
+
+#[test]
+fn a_checkpoint_of_another_model_is_refused_naming_the_tensor() {
+    use resnet_audit::train::checkpoint::{load as load_checkpoint, save, TrainState};
+    let build = |name: &str| {
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        ResNet::trainable(&config(name), vb, 0.1).unwrap();
+        let optimizer = Sgd::new(&varmap, sgd("paper"));
+        (varmap, optimizer)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r18.safetensors");
+    let (varmap, optimizer) = build("r18_w4");
+    save(&path, &varmap, &optimizer, &TrainState { step: 1, epoch: 0, rng_seed: [0; 32], rng_word_pos: 0 }).unwrap();
+    let (other, mut optimizer) = build("cifar20_w8");
+    let err = load_checkpoint(&path, &other, &mut optimizer).unwrap_err().to_string();
+    assert!(err.contains("r18.safetensors does not fit this model") && err.contains('`'), "{err}");
+}

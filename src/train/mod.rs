@@ -2,6 +2,7 @@
 //! augmentations, schedules, checkpoints, the demo — builds on these).
 
 pub mod augment;
+pub mod checkpoint;
 pub mod cifar;
 pub mod optim;
 
