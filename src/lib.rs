@@ -4,6 +4,7 @@
 pub mod caffe;
 pub mod dataset;
 pub mod decode;
+pub mod demo;
 pub mod device;
 pub mod engine;
 pub mod eval;
