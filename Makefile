@@ -22,6 +22,7 @@ test:
 bench:
 	$(CARGO) bench --locked --bench forward
 	$(CARGO) bench --locked --bench protocols
+	$(CARGO) bench --locked --bench training
 
 # Until the audit report lands: inspect the committed fixture models, then evaluate the
 # runnable example experiment (committed images and models only) under protocols (i)-(iv).
