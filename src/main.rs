@@ -10,6 +10,7 @@ use resnet_audit::device::DeviceKind;
 use resnet_audit::eval::{self, EvalOptions};
 use resnet_audit::experiment::LoadedExperiment;
 use resnet_audit::inspect::inspect;
+use resnet_audit::train::run::{train_seed, Recipe};
 use resnet_audit::weights::{HubSettings, WeightsFile, WeightsSource};
 
 #[derive(Parser)]
@@ -32,6 +33,21 @@ enum Command {
     /// Convert released weights to safetensors in our naming.
     #[command(subcommand)]
     Convert(Convert),
+    /// Train a recipe (YAML) for one or more seeds: per-epoch curve (CSV), checkpoints, final
+    /// weights that `eval` loads, and a mean ± std summary of the final validation errors.
+    Train {
+        /// The training recipe (relative paths inside it start from its own folder)
+        recipe: PathBuf,
+        /// Train this many seeds: the recipe's seed, seed + 1, …
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// Continue each seed from its checkpoint, when there is one
+        #[arg(long)]
+        resume: bool,
+        /// Where runs go: <out>/seed-<n>/{checkpoint,weights}.safetensors, curve.csv
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Evaluate an experiment's models under its protocols: prints top-1/top-5 error per
     /// (model, protocol) and stores every image's scores (resuming an interrupted run).
     Eval {
@@ -95,6 +111,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let path = source.resolve(&HubSettings::from_env())?;
             let file = WeightsFile::read(&path)?;
             print!("{}", inspect(&file)?);
+        }
+        Command::Train { recipe, seeds, resume, out } => {
+            let base = recipe.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
+            let base = base.unwrap_or(std::path::Path::new(".")).to_path_buf();
+            let parsed: Recipe = resnet_audit::yaml::read(&recipe)?;
+            let mut finals = Vec::new();
+            for k in 0..seeds {
+                let seed = parsed.seed + k;
+                let run = train_seed(&parsed, &base, seed, &out.join(format!("seed-{seed}")), resume)?;
+                let last = run.curve.last().map(|r| r.val_error).unwrap_or(f64::NAN);
+                println!("seed {seed}: final validation error {:.2}% -> {}", 100.0 * last, run.weights.display());
+                finals.push(last);
+            }
+            let n = finals.len() as f64;
+            let mean = finals.iter().sum::<f64>() / n;
+            let std = if finals.len() > 1 {
+                (finals.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+            } else {
+                0.0
+            };
+            println!(
+                "final validation error over {} seed(s): {:.2} ± {:.2} % (mean ± sample std)",
+                finals.len(),
+                100.0 * mean,
+                100.0 * std
+            );
         }
         Command::Eval { experiment, models, protocols, limit, device, store } => {
             let loaded = LoadedExperiment::read(&experiment)?;

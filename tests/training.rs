@@ -133,7 +133,7 @@ fn a_resumed_run_continues_exactly() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checkpoint.safetensors");
-    let state = TrainState { step: 2, epoch: 0, rng_seed: [7; 32], rng_word_pos: 12345 };
+    let state = TrainState { step: 2, epoch: 0, rng_seed: [7; 32], rng_word_pos: 12345, progress: "{}".into() };
     {
         let (model, varmap, mut optimizer) = fresh();
         for _ in 0..2 {
@@ -167,7 +167,13 @@ fn a_checkpoint_of_another_model_is_refused_naming_the_tensor() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r18.safetensors");
     let (varmap, optimizer) = build("r18_w4");
-    save(&path, &varmap, &optimizer, &TrainState { step: 1, epoch: 0, rng_seed: [0; 32], rng_word_pos: 0 }).unwrap();
+    save(
+        &path,
+        &varmap,
+        &optimizer,
+        &TrainState { step: 1, epoch: 0, rng_seed: [0; 32], rng_word_pos: 0, progress: String::new() },
+    )
+    .unwrap();
     let (other, mut optimizer) = build("cifar20_w8");
     let err = load_checkpoint(&path, &other, &mut optimizer).unwrap_err().to_string();
     assert!(err.contains("r18.safetensors does not fit this model") && err.contains('`'), "{err}");

@@ -31,6 +31,8 @@ pub struct TrainState {
     /// ChaCha's 32-byte seed and its word position: the whole state of the data-order RNG.
     pub rng_seed: [u8; 32],
     pub rng_word_pos: u128,
+    /// The run's other state as JSON (the scheduler's counters, the current epoch's partial sums).
+    pub progress: String,
 }
 
 fn tensor_bytes(tensor: &Tensor) -> candle_core::Result<(safetensors::Dtype, Vec<u8>)> {
@@ -74,6 +76,7 @@ pub fn save(path: &Path, varmap: &VarMap, optimizer: &Sgd, state: &TrainState) -
         ("epoch".to_string(), state.epoch.to_string()),
         ("rng_seed".to_string(), seed),
         ("rng_word_pos".to_string(), state.rng_word_pos.to_string()),
+        ("progress".to_string(), state.progress.clone()),
     ]);
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| fail(e.to_string()))?;
     let tmp = path.with_extension("safetensors.tmp");
@@ -138,5 +141,6 @@ pub fn load(path: &Path, varmap: &VarMap, optimizer: &mut Sgd) -> Result<TrainSt
         epoch: number("epoch")? as u64,
         rng_seed,
         rng_word_pos: number("rng_word_pos")?,
+        progress: meta.get("progress").cloned().unwrap_or_default(),
     })
 }
