@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::model::config::imagenet_depth_of;
 use crate::model::{BlockKind, ResNetConfig, StemPool, StridePlacement};
-use crate::weights::tensor_specs;
+use crate::weights::{tensor_specs, write_safetensors};
+use candle_core::{Device, Tensor};
 use proto::{BlobProto, NetParameter};
 
 #[derive(Debug, thiserror::Error)]
@@ -346,31 +347,21 @@ enum Derive {
     DivideByScaleFactor,
 }
 
-/// Writes f32 tensors to a safetensors file (atomically: temp file, then rename).
+/// Writes blobs as f32 tensors to a safetensors file, atomically.
 pub fn write(
     out: &Path,
     tensors: &BTreeMap<String, Blob>,
     metadata: HashMap<String, String>,
 ) -> Result<(), CaffeError> {
     let write_err = |reason: String| CaffeError::Write { path: out.to_path_buf(), reason };
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+    let tensors = tensors
         .iter()
         .map(|(name, blob)| {
-            (name.clone(), blob.data.iter().flat_map(|x| x.to_le_bytes()).collect(), blob.shape.clone())
+            Tensor::from_vec(blob.data.clone(), blob.shape.as_slice(), &Device::Cpu).map(|t| (name.clone(), t))
         })
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = bytes
-        .iter()
-        .map(|(name, data, shape)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
-                .map(|view| (name.clone(), view))
-                .map_err(|e| write_err(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
-    let serialized = safetensors::serialize(views, Some(metadata)).map_err(|e| write_err(e.to_string()))?;
-    let tmp = out.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, serialized).map_err(|e| write_err(e.to_string()))?;
-    std::fs::rename(&tmp, out).map_err(|e| write_err(e.to_string()))
+        .collect::<candle_core::Result<Vec<_>>>()
+        .map_err(|e| write_err(e.to_string()))?;
+    write_safetensors(out, &tensors, metadata).map_err(write_err)
 }
 
 /// The mean image as a safetensors file (tensor `mean` [3, H, W], BGR, 0–255).

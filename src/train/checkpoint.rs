@@ -9,6 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
 use super::Sgd;
+use crate::weights::write_safetensors;
 
 /// Bumped when the layout changes.
 const FORMAT: &str = "resnet-audit checkpoint v1";
@@ -35,17 +36,6 @@ pub struct TrainState {
     pub progress: String,
 }
 
-fn tensor_bytes(tensor: &Tensor) -> candle_core::Result<(safetensors::Dtype, Vec<u8>)> {
-    let flat = tensor.flatten_all()?;
-    Ok(match tensor.dtype() {
-        DType::F64 => (safetensors::Dtype::F64, flat.to_vec1::<f64>()?.iter().flat_map(|x| x.to_le_bytes()).collect()),
-        _ => (
-            safetensors::Dtype::F32,
-            flat.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        ),
-    })
-}
-
 /// Writes `model/<name>` for every variable, `momentum/<name>` for every buffer, and the state
 /// in the metadata; a temporary file is renamed over `path`, so a kill never leaves half a file.
 pub fn save(path: &Path, varmap: &VarMap, optimizer: &Sgd, state: &TrainState) -> Result<(), CheckpointError> {
@@ -56,19 +46,6 @@ pub fn save(path: &Path, varmap: &VarMap, optimizer: &Sgd, state: &TrainState) -
     };
     tensors.extend(optimizer.state().into_iter().map(|(name, v)| (format!("momentum/{name}"), v)));
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let encoded: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(name, t)| tensor_bytes(t).map(|(dtype, bytes)| (name.clone(), dtype, t.dims().to_vec(), bytes)))
-        .collect::<candle_core::Result<_>>()
-        .map_err(|e| fail(e.to_string()))?;
-    let views = encoded
-        .iter()
-        .map(|(name, dtype, shape, bytes)| {
-            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)
-                .map(|view| (name.clone(), view))
-                .map_err(|e| fail(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let seed: String = state.rng_seed.iter().map(|b| format!("{b:02x}")).collect();
     let metadata = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
@@ -78,10 +55,7 @@ pub fn save(path: &Path, varmap: &VarMap, optimizer: &Sgd, state: &TrainState) -
         ("rng_word_pos".to_string(), state.rng_word_pos.to_string()),
         ("progress".to_string(), state.progress.clone()),
     ]);
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| fail(e.to_string()))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| fail(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| fail(e.to_string()))
+    write_safetensors(path, &tensors, metadata).map_err(fail)
 }
 
 /// Restores the variables and momentum buffers written by [`save`] and returns the state.

@@ -406,16 +406,8 @@ fn write_weights(
 ) -> Result<(), TrainError> {
     let fail = |reason: String| TrainError::Write { path: path.to_path_buf(), reason };
     let data = varmap.data().lock().map_err(|_| fail("variables poisoned".into()))?;
-    let tensors: std::collections::BTreeMap<String, crate::caffe::Blob> = data
-        .iter()
-        .map(|(name, var)| {
-            let t = var.as_tensor();
-            Ok((
-                name.clone(),
-                crate::caffe::Blob { shape: t.dims().to_vec(), data: t.flatten_all()?.to_vec1::<f32>()? },
-            ))
-        })
-        .collect::<candle_core::Result<_>>()?;
+    let tensors: Vec<(String, Tensor)> =
+        data.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect();
     let stride = match config.topology {
         crate::model::Topology::Imagenet { stride, .. } => stride.name().to_string(),
         _ => "n/a".to_string(),
@@ -428,5 +420,5 @@ fn write_weights(
         ("base_width".to_string(), config.base_width.to_string()),
         ("recipe".to_string(), serde_json::to_string(recipe).unwrap_or_default()),
     ]);
-    crate::caffe::write(path, &tensors, metadata).map_err(|e| fail(e.to_string()))
+    crate::weights::write_safetensors(path, &tensors, metadata).map_err(fail)
 }

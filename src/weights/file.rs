@@ -78,3 +78,39 @@ fn describe(error: &safetensors::SafeTensorError, len: usize) -> String {
         other => format!("{other:?}"),
     }
 }
+
+/// Writes `tensors` (f64 stays f64, every other dtype is written as f32) and `metadata` to a
+/// safetensors file, atomically: a temporary file renamed over `path`, so an interrupted write
+/// never leaves half a file. The error is the reason alone; callers name the file.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    metadata: HashMap<String, String>,
+) -> Result<(), String> {
+    let encoded = tensors
+        .iter()
+        .map(|(name, tensor)| {
+            let flat = tensor.flatten_all()?;
+            let (dtype, bytes): (Dtype, Vec<u8>) = match tensor.dtype() {
+                DType::F64 => (Dtype::F64, flat.to_vec1::<f64>()?.iter().flat_map(|x| x.to_le_bytes()).collect()),
+                _ => (
+                    Dtype::F32,
+                    flat.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                ),
+            };
+            Ok((name.clone(), dtype, tensor.dims().to_vec(), bytes))
+        })
+        .collect::<candle_core::Result<Vec<_>>>()
+        .map_err(|e| e.to_string())?;
+    let views = encoded
+        .iter()
+        .map(|(name, dtype, shape, bytes)| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes).map(|view| (name.clone(), view))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let serialized = safetensors::serialize(views, Some(metadata)).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, serialized).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}

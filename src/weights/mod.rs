@@ -5,7 +5,7 @@ mod file;
 mod source;
 
 pub use checked::{load_resnet, tensor_specs, LoadOptions, TensorSpec};
-pub use file::{StoredTensor, WeightsFile};
+pub use file::{write_safetensors, StoredTensor, WeightsFile};
 pub use source::{HubSettings, WeightsSource};
 
 use std::fmt;
