@@ -6,7 +6,7 @@ BIN    := target/release/resnet-audit
 PYTHON ?= python3
 VENV   := .venv
 
-.PHONY: all build test audit bench fixtures cuda-check
+.PHONY: all build test audit demo-models bench fixtures cuda-check
 
 all: build
 
@@ -24,14 +24,30 @@ bench:
 	$(CARGO) bench --locked --bench protocols
 	$(CARGO) bench --locked --bench training
 
-# Until the audit report lands: inspect the committed fixture models, then evaluate the
-# runnable example experiment (committed images and models only) under protocols (i)-(iv).
+# The audit: every experiment in experiments/ whose inputs are present (at least the embedded
+# demo), the report in reports/latest/ (report.html, report.md, results.parquet/.csv, charts),
+# then the drift gate. `make audit IMAGENET=/data/imagenet/val` adds the ImageNet experiments
+# (weights from the Hugging Face cache or RESNET_CAFFE_DIR / FB_RESNET_DIR).
+REPORT ?= reports/latest
+ifdef IMAGENET
+export IMAGENET_VAL := $(IMAGENET)
+endif
 audit: build
-	@for f in fixtures/parity/resnet50_w8.safetensors fixtures/parity/resnet18_w8.safetensors \
-	          fixtures/parity/cifar_resnet20_a.safetensors; do \
-	  $(BIN) inspect $$f || exit 1; echo; \
-	done
-	$(BIN) eval experiments/fixtures.yaml --store reports/store
+	$(BIN) audit experiments --out $(REPORT) --store reports/store
+	$(BIN) check $(REPORT)
+
+# Retrain the six demo models behind `make audit` (about 15 minutes on 2 cores): seeds 1-3 of
+# the paper's and of fb.resnet.torch's recipe, into reports/demo-runs/, then copy the weights
+# and curves to fixtures/demo-models/ (committed).
+DEMO_RUNS := reports/demo-runs
+demo-models: build
+	$(BIN) train experiments/train/demo-paper.yaml --seeds 3 --out $(DEMO_RUNS)/paper
+	$(BIN) train experiments/train/demo-fb.yaml --seeds 3 --out $(DEMO_RUNS)/fb
+	mkdir -p fixtures/demo-models
+	for recipe in paper fb; do for seed in 1 2 3; do \
+	  cp $(DEMO_RUNS)/$$recipe/seed-$$seed/weights.safetensors fixtures/demo-models/$$recipe-seed-$$seed.safetensors || exit 1; \
+	  cp $(DEMO_RUNS)/$$recipe/seed-$$seed/curve.csv fixtures/demo-models/$$recipe-seed-$$seed.curve.csv || exit 1; \
+	done; done
 
 # Regenerate the committed parity fixtures with PyTorch/torchvision (optional; needs PyPI,
 # about 3 GB in .venv). `make test` never needs Python.

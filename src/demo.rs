@@ -22,7 +22,7 @@ const ASPECT: (f64, f64) = (0.75, 1.33);
 /// Probability that an object is placed uniformly anywhere; otherwise near the centre.
 const UNIFORM_PLACEMENT: f64 = 0.5;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoSpec {
     pub seed: u64,
@@ -282,6 +282,29 @@ pub fn image_path(dir: &Path, split: Split, index: usize) -> PathBuf {
 /// Writes the dataset as a class-per-folder tree of PNGs, `<dir>/<split>/<class>/<index:05>.png` (torchvision
 /// ImageFolder layout), each file atomically (a hidden temporary file renamed into place); existing files are
 /// rewritten. Returns the number of files written.
+/// The file that marks a finished dataset folder and records the spec it was made with.
+const SPEC_FILE: &str = "demo-spec.json";
+
+/// Writes the dataset to `dir` unless a finished one with the same spec is there already (an
+/// interrupted write has no spec file and is redone). A folder made with another spec is an error.
+pub fn ensure(spec: &DemoSpec, dir: &Path) -> Result<(), DemoError> {
+    let marker = dir.join(SPEC_FILE);
+    let wanted = serde_json::to_string_pretty(spec).map_err(|e| DemoError::Spec(e.to_string()))?;
+    match std::fs::read_to_string(&marker) {
+        Ok(found) if found == wanted => return Ok(()),
+        Ok(found) => {
+            return Err(DemoError::Io {
+                path: marker,
+                message: format!("this demo folder was generated with another spec ({found}); remove the folder or point `dir` elsewhere"),
+            })
+        }
+        Err(_) => {}
+    }
+    eprintln!("writing the demo dataset to {}", dir.display());
+    write(spec, dir)?;
+    std::fs::write(&marker, wanted).map_err(|e| DemoError::Io { path: marker.clone(), message: e.to_string() })
+}
+
 pub fn write(spec: &DemoSpec, dir: &Path) -> Result<usize, DemoError> {
     check(spec)?;
     let io = |path: &Path| {

@@ -93,10 +93,22 @@ pub struct Paired {
     pub test: McNemar,
 }
 
+/// A model that ran, as the report describes it.
+#[derive(Debug, Clone)]
+pub struct ModelReport {
+    pub id: String,
+    pub config: ResNetConfig,
+    pub weights_sha256: String,
+    pub input: InputSpec,
+}
+
 #[derive(Debug, Clone)]
 pub struct EvalReport {
     pub dataset: String,
     pub images: usize,
+    pub models: Vec<ModelReport>,
+    /// Models listed as not run (weights absent, with an `obtain` recipe): id and the full reason.
+    pub not_run: Vec<(String, String)>,
     pub rows: Vec<Row>,
     pub paired: Vec<Paired>,
     /// Choices a reader must know about (e.g. how a mean image met other view sizes).
@@ -150,7 +162,7 @@ pub fn load_model(
     }
     let options = LoadOptions { device: device.clone(), ..LoadOptions::default() };
     let model = load_resnet(&file, &config, &options).map_err(weights)?;
-    let mut input = entry.input.spec();
+    let mut input = entry.input.spec().map_err(|e| model_err(e.to_string()))?;
     if let MeanSpec::Image { image, .. } = &mut input.mean {
         *image = resolve_path(base, "input.mean.image", image)
             .map_err(|error| EvalError::Outputs { model: entry.id.clone(), error })?;
@@ -178,7 +190,8 @@ fn weights_absent(error: &EvalError) -> bool {
         EvalError::Weights { error: WeightsError::Io { error, .. }, .. } => {
             error.kind() == std::io::ErrorKind::NotFound
         }
-        EvalError::Weights { error: WeightsError::NotCached { .. }, .. } => true,
+        // Not in the cache, or the download failed (no network): the `obtain` recipe is the fix either way.
+        EvalError::Weights { error: WeightsError::NotCached { .. } | WeightsError::Download { .. }, .. } => true,
         EvalError::Outputs { error: DatasetError::UnsetVariable { .. }, .. } => true,
         _ => false,
     }
@@ -225,14 +238,14 @@ fn select<'a>(all: Vec<&'a str>, wanted: &[String], what: &str) -> Result<Vec<&'
 /// Runs the selected models × protocols (ensembles after their members) and collects the table.
 pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalReport, EvalError> {
     let experiment = &loaded.experiment;
-    let dataset = experiment.dataset.load(&loaded.base)?;
+    let dataset = experiment.dataset().map_err(EvalError::Selection)?.load(&loaded.base)?;
     let samples = match options.limit {
         Some(n) => evenly_spaced(&dataset.samples, n),
         None => dataset.samples.clone(),
     };
     let model_ids = select(experiment.models.iter().map(|m| m.id.as_str()).collect(), &options.models, "model")?;
     let protocol_ids =
-        select(experiment.protocols.iter().map(|p| p.id.as_str()).collect(), &options.protocols, "protocol")?;
+        select(experiment.protocol_entries().map(|p| p.id.as_str()).collect(), &options.protocols, "protocol")?;
     let device = options.device.open()?;
     let store = ResultStore::new(&options.store_dir);
     let settings = loaded.settings();
@@ -272,14 +285,14 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             }
             Err(error) => match (&entry.obtain, weights_absent(&error)) {
                 (Some(obtain), true) => {
-                    not_run.push((model_id.to_string(), format!("not run: {error}; to obtain the weights: {obtain}")))
+                    not_run.push((model_id.to_string(), format!("{error}; to obtain the weights: {obtain}")))
                 }
                 _ => return Err(error),
             },
         }
     }
     pairs.retain(|(m, _)| models.contains_key(m));
-    let mut notes: Vec<String> = not_run.iter().map(|(id, note)| format!("{id}: {note}")).collect();
+    let mut notes: Vec<String> = not_run.iter().map(|(id, note)| format!("{id}: not run: {note}")).collect();
     ensembles.retain(|(id, e)| {
         let missing: Vec<&str> =
             e.members.iter().map(|m| m.model.as_str()).filter(|m| not_run.iter().any(|(n, _)| n == m)).collect();
@@ -331,7 +344,24 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     notes.extend(
         models.iter().filter_map(|(id, m)| m.normalizer.mean_image_policy().map(|policy| format!("{id}: {policy}"))),
     );
-    Ok(EvalReport { dataset: dataset.description.clone(), images: samples.len(), rows, paired, notes })
+    let model_reports = models
+        .values()
+        .map(|m| ModelReport {
+            id: m.entry.id.clone(),
+            config: m.config,
+            weights_sha256: m.weights_sha256.clone(),
+            input: m.input.clone(),
+        })
+        .collect();
+    Ok(EvalReport {
+        dataset: dataset.description.clone(),
+        images: samples.len(),
+        models: model_reports,
+        not_run,
+        rows,
+        paired,
+        notes,
+    })
 }
 
 /// McNemar's exact test on top-1 correctness for every pair of protocols of the same model.

@@ -1,5 +1,11 @@
-//! The experiment file: which models, which dataset, which protocols. Relative paths in it are
-//! resolved against the directory of the file itself, so an experiment runs from anywhere.
+//! The experiment file: which models, which dataset, which protocols, and what the sources claim.
+//! Relative paths in it are resolved against the directory of the file itself, so an experiment
+//! runs from anywhere.
+//!
+//! Shared pieces (the ImageNet dataset, the paper's protocols, a model's preprocessing) live in
+//! library files listed under `imports:` and are referenced by name: `dataset: NAME`,
+//! `input: NAME`, and a protocol list item that is just `NAME`. [`LoadedExperiment::read`]
+//! resolves every reference, so the rest of the crate sees a plain [`Experiment`].
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,14 +19,21 @@ use crate::protocol::{ProtocolEntry, ProtocolSpec};
 use crate::transform::InputSpec;
 use crate::yaml::{self, YamlError};
 
+/// An experiment with every reference resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
     #[serde(default)]
     pub description: String,
-    pub dataset: DatasetSpec,
+    /// Library files (relative to this file) whose named datasets, inputs and protocols this file uses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub imports: Vec<PathBuf>,
+    pub dataset: Named<DatasetSpec>,
     pub models: Vec<ModelEntry>,
-    pub protocols: Vec<ProtocolEntry>,
+    pub protocols: Vec<Named<ProtocolEntry>>,
+    /// What the sources claim, compared by the audit.
+    #[serde(default)]
+    pub claims: Vec<Claim>,
     /// `fail` (default): a bad image stops the run with its name; `skip`: it is recorded as skipped.
     #[serde(default)]
     pub on_bad_image: OnBadImage,
@@ -54,25 +67,96 @@ pub struct ModelEntry {
     pub obtain: Option<String>,
 }
 
+/// A claimed result: the error a source reports for (model, protocol), and how far a measurement
+/// may be from it before the audit calls it drift.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    /// The model id; omitted for an ensemble protocol (its members are in the protocol).
+    #[serde(default)]
+    pub model: Option<String>,
+    pub protocol: String,
+    /// Claimed top-1 error, percent.
+    #[serde(default)]
+    pub top1: Option<f64>,
+    /// Claimed top-5 error, percent.
+    #[serde(default)]
+    pub top5: Option<f64>,
+    /// Allowed |measured − claimed|, in points.
+    pub tolerance: f64,
+    /// Where the number comes from: paper table, README, URL.
+    pub source: String,
+}
+
+/// Either a name defined in an imported library file, or the thing itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum InputChoice {
-    Preset(InputPreset),
-    Explicit(InputSpec),
+pub enum Named<T> {
+    Name(String),
+    Inline(T),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InputPreset {
-    /// RGB, 0–1, ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
-    Torchvision,
+// By hand rather than `untagged`: a map goes straight to T's own deserializer, so a typo inside it
+// keeps serde_yaml's "unknown field `x`, expected one of …" with line and column.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Named<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a name defined in an imported file, or a mapping")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Named<T>, E> {
+                Ok(Named::Name(name.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Named<T>, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Named::Inline)
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
 }
 
-impl InputChoice {
-    pub fn spec(&self) -> InputSpec {
+impl<T> Named<T> {
+    /// The inline value; `None` for a name (an unresolved reference).
+    pub fn inline(&self) -> Option<&T> {
         match self {
-            InputChoice::Preset(InputPreset::Torchvision) => InputSpec::torchvision(),
-            InputChoice::Explicit(spec) => spec.clone(),
+            Named::Inline(value) => Some(value),
+            Named::Name(_) => None,
+        }
+    }
+}
+
+/// A library file of shared pieces (`experiments/shared/*.yaml`), referenced by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Library {
+    #[serde(default)]
+    pub datasets: std::collections::BTreeMap<String, DatasetSpec>,
+    #[serde(default)]
+    pub inputs: std::collections::BTreeMap<String, InputSpec>,
+    /// Referenced by their `id`.
+    #[serde(default)]
+    pub protocols: Vec<ProtocolEntry>,
+}
+
+/// A model's input convention: `torchvision`, a name from an imported library, or explicit.
+pub type InputChoice = Named<InputSpec>;
+
+/// The one built-in input name: RGB, 0–1, ImageNet mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225).
+pub const TORCHVISION_INPUT: &str = "torchvision";
+
+#[derive(Debug, thiserror::Error)]
+#[error("input `{0}` is not defined: use `torchvision`, an explicit {{channel_order, scale, mean, std}}, or a name from an imported file's `inputs:`")]
+pub struct UnknownInput(pub String);
+
+impl Named<InputSpec> {
+    /// The input convention; a name other than `torchvision` must have been resolved from imports.
+    pub fn spec(&self) -> Result<InputSpec, UnknownInput> {
+        match self {
+            Named::Inline(spec) => Ok(spec.clone()),
+            Named::Name(name) if name == TORCHVISION_INPUT => Ok(InputSpec::torchvision()),
+            Named::Name(name) => Err(UnknownInput(name.clone())),
         }
     }
 }
@@ -94,11 +178,25 @@ pub struct LoadedExperiment {
 }
 
 impl LoadedExperiment {
+    /// Reads the file and its imports, resolves every named reference, and validates.
     pub fn read(path: &Path) -> Result<Self, ExperimentError> {
-        let experiment: Experiment = yaml::read(path)?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ExperimentError::Yaml(YamlError::Io { path: path.to_path_buf(), error }))?;
+        let mut experiment: Experiment = yaml::parse(&text, path)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-        experiment.validate().map_err(|reason| ExperimentError::Invalid { path: path.to_path_buf(), reason })?;
+        let invalid =
+            |reason: String| ExperimentError::Invalid { path: path.to_path_buf(), reason: yaml::locate(&text, reason) };
+        let libraries = experiment
+            .imports
+            .iter()
+            .map(|import| {
+                let file = base.join(import);
+                yaml::read::<Library>(&file).map(|library| (file, library))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        experiment.resolve(&libraries).map_err(invalid)?;
+        experiment.validate().map_err(invalid)?;
         Ok(Self { path: path.to_path_buf(), base, experiment })
     }
 
@@ -120,7 +218,60 @@ fn check_id(kind: &str, id: &str) -> Result<(), String> {
 }
 
 impl Experiment {
+    /// Replaces named datasets, inputs and protocols with their definitions from `libraries`.
+    fn resolve(&mut self, libraries: &[(PathBuf, Library)]) -> Result<(), String> {
+        let imported = || libraries.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        let missing = |what: &str, name: &str| {
+            if libraries.is_empty() {
+                format!("{what} `{name}` is not defined here and the file has no `imports:`")
+            } else {
+                format!("{what} `{name}` is defined in none of the imported files ({})", imported())
+            }
+        };
+        if let Named::Name(name) = &self.dataset {
+            let found =
+                libraries.iter().find_map(|(_, l)| l.datasets.get(name)).ok_or_else(|| missing("dataset", name))?;
+            self.dataset = Named::Inline(found.clone());
+        }
+        for model in &mut self.models {
+            if let Named::Name(name) = &model.input {
+                if name == TORCHVISION_INPUT {
+                    continue;
+                }
+                let found = libraries
+                    .iter()
+                    .find_map(|(_, l)| l.inputs.get(name))
+                    .ok_or_else(|| format!("model `{}`: {}", model.id, missing("input", name)))?;
+                model.input = Named::Inline(found.clone());
+            }
+        }
+        for protocol in &mut self.protocols {
+            if let Named::Name(name) = protocol {
+                let found = libraries
+                    .iter()
+                    .find_map(|(_, l)| l.protocols.iter().find(|p| &p.id == name))
+                    .ok_or_else(|| missing("protocol", name))?;
+                *protocol = Named::Inline(found.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The dataset (after [`LoadedExperiment::read`] resolved any name).
+    pub fn dataset(&self) -> Result<&DatasetSpec, String> {
+        self.dataset.inline().ok_or_else(|| "the dataset is an unresolved name".to_string())
+    }
+
+    /// The protocols (resolved ones; unresolved names are skipped, and `validate` rejects them).
+    pub fn protocol_entries(&self) -> impl Iterator<Item = &ProtocolEntry> {
+        self.protocols.iter().filter_map(Named::inline)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
+        self.dataset()?;
+        if let Some(Named::Name(name)) = self.protocols.iter().find(|p| p.inline().is_none()) {
+            return Err(format!("protocol `{name}` is an unresolved name"));
+        }
         if self.models.is_empty() {
             return Err("`models` is empty".into());
         }
@@ -135,13 +286,13 @@ impl Experiment {
             }
         }
         let mut protocols = BTreeSet::new();
-        for p in &self.protocols {
+        for p in self.protocol_entries() {
             check_id("protocol", &p.id)?;
             if !protocols.insert(p.id.as_str()) {
                 return Err(format!("protocol id `{}` appears twice", p.id));
             }
         }
-        for p in &self.protocols {
+        for p in self.protocol_entries() {
             match &p.spec {
                 ProtocolSpec::Ensemble(e) => {
                     if e.members.len() < 2 {
@@ -173,11 +324,62 @@ impl Experiment {
                 _ => {}
             }
         }
+        for model in &self.models {
+            model.input.spec().map_err(|e| format!("model `{}`: {e}", model.id))?;
+        }
+        self.validate_claims(&models)
+    }
+
+    fn validate_claims(&self, models: &BTreeSet<&str>) -> Result<(), String> {
+        let mut seen = BTreeSet::new();
+        for (i, claim) in self.claims.iter().enumerate() {
+            let at = format!("claims[{i}]");
+            let protocol = self.protocol(&claim.protocol).ok_or_else(|| {
+                let ids: Vec<&str> = self.protocol_entries().map(|p| p.id.as_str()).collect();
+                format!("{at}: protocol `{}` does not exist (protocols: {})", claim.protocol, ids.join(", "))
+            })?;
+            match (&claim.model, protocol) {
+                (Some(model), ProtocolSpec::Ensemble(_)) => {
+                    return Err(format!(
+                        "{at}: protocol `{}` is an ensemble: drop `model: {model}` (the members are in the protocol)",
+                        claim.protocol
+                    ))
+                }
+                (None, spec) if !matches!(spec, ProtocolSpec::Ensemble(_)) => {
+                    return Err(format!("{at}: protocol `{}` needs `model:` (one of the models)", claim.protocol))
+                }
+                (Some(model), _) if !models.contains(model.as_str()) => {
+                    let ids: Vec<&str> = models.iter().copied().collect();
+                    return Err(format!("{at}: model `{model}` does not exist (models: {})", ids.join(", ")));
+                }
+                _ => {}
+            }
+            if claim.top1.is_none() && claim.top5.is_none() {
+                return Err(format!("{at}: give `top1` and/or `top5` (claimed error, percent)"));
+            }
+            for (name, value) in [("top1", claim.top1), ("top5", claim.top5), ("tolerance", Some(claim.tolerance))] {
+                if let Some(v) = value {
+                    if !(0.0..=100.0).contains(&v) {
+                        return Err(format!("{at}: {name} {v} is not a percentage in [0, 100]"));
+                    }
+                }
+            }
+            if claim.source.trim().is_empty() {
+                return Err(format!("{at}: `source` is empty: name the paper table, README or URL"));
+            }
+            if !seen.insert((claim.model.clone(), claim.protocol.clone())) {
+                return Err(format!(
+                    "{at}: a second claim for ({}, {})",
+                    claim.model.as_deref().unwrap_or("ensemble"),
+                    claim.protocol
+                ));
+            }
+        }
         Ok(())
     }
 
     pub fn protocol(&self, id: &str) -> Option<&ProtocolSpec> {
-        self.protocols.iter().find(|p| p.id == id).map(|p| &p.spec)
+        self.protocol_entries().find(|p| p.id == id).map(|p| &p.spec)
     }
 
     pub fn model(&self, id: &str) -> Option<&ModelEntry> {

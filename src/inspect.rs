@@ -75,7 +75,9 @@ pub fn inspect(file: &WeightsFile) -> Result<Inspection, InspectError> {
             let blocks: Vec<usize> = (1..=4).map(|i| blocks_in(file, i)).collect();
             let kind = if bottleneck { BlockKind::Bottleneck } else { BlockKind::Basic };
             let depth = imagenet_depth_of(kind, &blocks).ok_or_else(|| {
-                fail(format!("{kind:?} blocks per stage {blocks:?} match no ResNet depth (18, 34, 50, 101, 152, 200)"))
+                fail(format!(
+                    "{kind:?} blocks per stage {blocks:?} match no ResNet depth (14, 18, 26, 34, 50, 101, 152, 200)"
+                ))
             })?;
             let stride = match (kind, meta("stride_placement")) {
                 (BlockKind::Basic, _) => StrideEvidence::NotApplicable,

@@ -1,6 +1,7 @@
 //! resnet-audit: audits published ResNet results by re-running them under explicit test
 //! protocols. See ARCHITECTURE.md for the map of modules.
 
+pub mod audit;
 pub mod caffe;
 pub mod dataset;
 pub mod decode;
@@ -13,6 +14,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
+pub mod report;
 pub mod store;
 pub mod train;
 pub mod transform;

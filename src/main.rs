@@ -2,15 +2,16 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
+use resnet_audit::audit;
 use resnet_audit::caffe::{self, CaffeModel};
 use resnet_audit::device::DeviceKind;
 use resnet_audit::eval::{self, EvalOptions};
 use resnet_audit::experiment::LoadedExperiment;
 use resnet_audit::inspect::inspect;
-use resnet_audit::train::run::{train_seed, Recipe};
+use resnet_audit::train::run::{summarize, train_seed_on, write_curve_chart, Recipe};
 use resnet_audit::weights::{HubSettings, WeightsFile, WeightsSource};
 
 #[derive(Parser)]
@@ -33,8 +34,9 @@ enum Command {
     /// Convert released weights to safetensors in our naming.
     #[command(subcommand)]
     Convert(Convert),
-    /// Train a recipe (YAML) for one or more seeds: per-epoch curve (CSV), checkpoints, final
-    /// weights that `eval` loads, and a mean ± std summary of the final validation errors.
+    /// Train a recipe (YAML) for one or more seeds: per-epoch curve (CSV and Parquet),
+    /// checkpoints, final weights that `eval` loads, and a per-seed summary (summary.csv) with
+    /// the mean ± std of the final validation errors.
     Train {
         /// The training recipe (relative paths inside it start from its own folder)
         recipe: PathBuf,
@@ -44,9 +46,25 @@ enum Command {
         /// Continue each seed from its checkpoint, when there is one
         #[arg(long)]
         resume: bool,
-        /// Where runs go: <out>/seed-<n>/{checkpoint,weights}.safetensors, curve.csv
+        /// Where runs go: <out>/seed-<n>/{checkpoint,weights}.safetensors, curve.{csv,parquet};
+        /// <out>/summary.csv
         #[arg(long)]
         out: PathBuf,
+        /// Where the model, batches and labels live (data loading and augmentation stay on the CPU)
+        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+        device: DeviceKind,
+    },
+    /// Run every experiment (or resume it from the store) and write the report: measured vs
+    /// claimed numbers, charts, Markdown and HTML. Experiments whose data or weights are absent
+    /// are listed as not run, with the fix.
+    Audit(AuditArgs),
+    /// The CI gate: exit non-zero when a row of a written report drifted beyond its tolerance
+    Check {
+        /// A report folder written by `audit`
+        report: PathBuf,
+        /// Also fail on rows that were not run
+        #[arg(long)]
+        require_all: bool,
     },
     /// Evaluate an experiment's models under its protocols: prints top-1/top-5 error per
     /// (model, protocol) and stores every image's scores (resuming an interrupted run).
@@ -68,6 +86,24 @@ enum Command {
         #[arg(long, default_value = "reports/store")]
         store: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// Experiment files, or folders of them (their *.yaml, not recursive)
+    #[arg(default_value = "experiments")]
+    paths: Vec<PathBuf>,
+    /// The report folder: results.parquet/.csv, charts, report.md, report.html, copies
+    #[arg(long, default_value = "reports/latest")]
+    out: PathBuf,
+    /// Where per-image results are stored (an interrupted audit resumes from it)
+    #[arg(long, default_value = "reports/store")]
+    store: PathBuf,
+    /// At most N images per experiment, evenly spaced (a quick look; stored separately)
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
 }
 
 #[derive(Subcommand)]
@@ -112,30 +148,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let file = WeightsFile::read(&path)?;
             print!("{}", inspect(&file)?);
         }
-        Command::Train { recipe, seeds, resume, out } => {
+        Command::Train { recipe, seeds, resume, out, device } => {
             let base = recipe.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
             let base = base.unwrap_or(std::path::Path::new(".")).to_path_buf();
             let parsed: Recipe = resnet_audit::yaml::read(&recipe)?;
-            let mut finals = Vec::new();
+            let device = device.open()?;
+            let mut runs = Vec::new();
             for k in 0..seeds {
                 let seed = parsed.seed + k;
-                let run = train_seed(&parsed, &base, seed, &out.join(format!("seed-{seed}")), resume)?;
+                let run = train_seed_on(&parsed, &base, seed, &out.join(format!("seed-{seed}")), resume, &device)?;
                 let last = run.curve.last().map(|r| r.val_error).unwrap_or(f64::NAN);
                 println!("seed {seed}: final validation error {:.2}% -> {}", 100.0 * last, run.weights.display());
-                finals.push(last);
+                runs.push(run);
             }
-            let n = finals.len() as f64;
-            let mean = finals.iter().sum::<f64>() / n;
-            let std = if finals.len() > 1 {
-                (finals.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-            } else {
-                0.0
+            let summary = summarize(&runs);
+            summary.write_csv(&out.join("summary.csv"))?;
+            let title =
+                if parsed.description.is_empty() { recipe.display().to_string() } else { parsed.description.clone() };
+            let chart = write_curve_chart(&runs, &out, &title)?;
+            println!("{summary}");
+            println!("curves: {} (and .svg)", out.join(&chart.png).display());
+        }
+        Command::Audit(args) => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let options = audit::AuditOptions {
+                paths: args.paths,
+                out: args.out.clone(),
+                store_dir: args.store,
+                device: args.device,
+                limit: args.limit,
+                command,
             };
+            let report = audit::run(&options)?;
+            let count =
+                |f: &dyn Fn(&resnet_audit::report::Status) -> bool| report.rows.iter().filter(|r| f(&r.status)).count();
+            use resnet_audit::report::Status;
             println!(
-                "final validation error over {} seed(s): {:.2} ± {:.2} % (mean ± sample std)",
-                finals.len(),
-                100.0 * mean,
-                100.0 * std
+                "{} rows: {} reproduced, {} drift, {} measured without a claim, {} not run",
+                report.rows.len(),
+                count(&|s| *s == Status::Reproduced),
+                count(&|s| *s == Status::Drift),
+                count(&|s| *s == Status::Measured),
+                count(&|s| matches!(s, Status::NotRun(_)))
+            );
+            println!("report: {}", args.out.join("report.html").display());
+        }
+        Command::Check { report, require_all } => {
+            let outcome = audit::check(&report, require_all)?;
+            if !outcome.failures.is_empty() {
+                for failure in &outcome.failures {
+                    eprintln!("{failure}");
+                }
+                anyhow::bail!("{} of {} rows failed the gate", outcome.failures.len(), outcome.rows);
+            }
+            println!(
+                "gate passed: {} rows, none drifted, {} not run{}",
+                outcome.rows,
+                outcome.not_run,
+                if outcome.not_run > 0 { " (pass --require-all to fail on those)" } else { "" }
             );
         }
         Command::Eval { experiment, models, protocols, limit, device, store } => {
@@ -148,6 +218,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    // candle asks for the thread count on every op, and without RAYON_NUM_THREADS that reads
+    // /proc/cpuinfo each time (about 3,000 times a second in training). Fix it once, before any
+    // thread starts.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,11 +1,13 @@
-//! Paths from an experiment file: `${VAR}` expansion, then resolution against the experiment's directory.
+//! Paths from an experiment file: `${VAR}` and `${VAR:-default}` expansion, then resolution against the
+//! experiment's directory.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::DatasetError;
 
-/// Expands `${VAR}` in `path` and joins a relative result onto `base`. `field` names the spec entry in errors.
+/// Expands `${VAR}` (and `${VAR:-default}`, the default used when VAR is unset or empty, as in the shell) in
+/// `path` and joins a relative result onto `base`. `field` names the spec entry in errors.
 pub fn resolve(base: &Path, field: &'static str, path: &Path) -> Result<PathBuf, DatasetError> {
     let expanded = expand(field, path)?;
     Ok(if expanded.is_absolute() { expanded } else { base.join(expanded) })
@@ -21,15 +23,21 @@ fn expand(field: &'static str, path: &Path) -> Result<PathBuf, DatasetError> {
         out.push(&rest[..start]);
         let after = &rest[start + 2..];
         let end = after.find('}').ok_or_else(|| bad("`${` without a closing `}`".to_string()))?;
-        let var = &after[..end];
+        let (var, default) = match after[..end].split_once(":-") {
+            Some((var, default)) => (var, Some(default)),
+            None => (&after[..end], None),
+        };
         if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(bad(format!("`${{{var}}}` is not an environment variable name")));
         }
-        match std::env::var_os(var) {
-            Some(value) if !value.is_empty() => out.push(value),
+        match (std::env::var_os(var), default) {
+            (Some(value), _) if !value.is_empty() => out.push(value),
+            (_, Some(default)) => out.push(default),
             // An empty value would silently turn `${DATA}/val` into `/val`.
-            Some(_) => return Err(bad(format!("environment variable `{var}` is empty"))),
-            None => return Err(DatasetError::UnsetVariable { field, value: text.to_string(), var: var.to_string() }),
+            (Some(_), None) => return Err(bad(format!("environment variable `{var}` is empty"))),
+            (None, None) => {
+                return Err(DatasetError::UnsetVariable { field, value: text.to_string(), var: var.to_string() })
+            }
         }
         rest = &after[end + 1..];
     }
@@ -49,6 +57,12 @@ mod tests {
         assert_eq!(resolved, PathBuf::from("/data/imagenet/val"));
         assert_eq!(resolve(base, "dataset.root", Path::new("val")).unwrap(), PathBuf::from("/work/exp/val"));
         assert_eq!(resolve(base, "dataset.root", Path::new("/abs")).unwrap(), PathBuf::from("/abs"));
+        // The shell's default form, for an unset variable and a set one.
+        let defaulted =
+            resolve(base, "dataset.root", Path::new("${RESNET_AUDIT_PATHS_TEST_UNSET_B:-data/x}/val")).unwrap();
+        assert_eq!(defaulted, PathBuf::from("/work/exp/data/x/val"));
+        let set = resolve(base, "dataset.root", Path::new("${RESNET_AUDIT_PATHS_TEST_A:-data/x}")).unwrap();
+        assert_eq!(set, PathBuf::from("/data/imagenet"));
         // A bare `$` is not a variable reference.
         assert_eq!(resolve(base, "dataset.root", Path::new("a$b")).unwrap(), PathBuf::from("/work/exp/a$b"));
     }

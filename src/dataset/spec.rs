@@ -34,6 +34,14 @@ pub enum DatasetSpec {
     },
     /// Caffe list file: lines `relative/path label`, label an integer class index, paths relative to `root`.
     List { root: PathBuf, file: PathBuf, classes: ClassList },
+    /// The project's generated demo dataset (`crate::demo`): written to `dir` on first use, then read
+    /// as the class folders `dir/<split>/`. A given `spec` must match the one the folder was made with.
+    Demo {
+        dir: PathBuf,
+        split: crate::demo::Split,
+        #[serde(default)]
+        spec: crate::demo::DemoSpec,
+    },
 }
 
 /// A class order. YAML: `imagenet` (the 1000 shipped sorted synsets), a path to a file with one class name per
@@ -101,6 +109,12 @@ impl DatasetSpec {
                 let file = resolve(base, "dataset.file", file)?;
                 let classes = classes.load(base)?;
                 list::load(root, file, classes)
+            }
+            DatasetSpec::Demo { dir, split, spec } => {
+                let dir = resolve(base, "dataset.dir", dir)?;
+                crate::demo::ensure(spec, &dir)
+                    .map_err(|e| DatasetError::Spec { field: "dataset", reason: e.to_string() })?;
+                folder::load(dir.join(split.name()), None)
             }
         }
     }

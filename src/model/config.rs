@@ -68,7 +68,7 @@ pub enum CifarShortcut {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "family")]
 pub enum Topology {
-    /// ImageNet ResNets: depth 18, 34, 50, 101, 152 or 200.
+    /// ImageNet ResNets: depth 18, 34, 50, 101, 152 or 200 (or the small 14 and 26).
     Imagenet { depth: usize, stride: StridePlacement, stem_pool: StemPool },
     /// CIFAR ResNets of section 4.2: 6n+2 layers (20, 32, 44, 56, 110, 1202, ...).
     Cifar { depth: usize, shortcut: CifarShortcut },
@@ -96,13 +96,16 @@ pub struct StagePlan {
     pub stride: usize,
 }
 
-/// The ImageNet depths the paper (and fb.resnet.torch for 200) defines.
-pub const IMAGENET_DEPTHS: [usize; 6] = [18, 34, 50, 101, 152, 200];
+/// The ImageNet depths the paper (and fb.resnet.torch for 200) defines, plus timm's small bottleneck
+/// nets 14 and 26 (one and two blocks per stage), which the CPU-trained demo models use.
+pub const IMAGENET_DEPTHS: [usize; 8] = [14, 18, 26, 34, 50, 101, 152, 200];
 
 /// Blocks per stage for an ImageNet depth.
 pub fn imagenet_blocks(depth: usize) -> Option<(BlockKind, [usize; 4])> {
     Some(match depth {
+        14 => (BlockKind::Bottleneck, [1, 1, 1, 1]),
         18 => (BlockKind::Basic, [2, 2, 2, 2]),
+        26 => (BlockKind::Bottleneck, [2, 2, 2, 2]),
         34 => (BlockKind::Basic, [3, 4, 6, 3]),
         50 => (BlockKind::Bottleneck, [3, 4, 6, 3]),
         101 => (BlockKind::Bottleneck, [3, 4, 23, 3]),
@@ -120,7 +123,7 @@ pub fn imagenet_depth_of(kind: BlockKind, blocks: &[usize]) -> Option<usize> {
 /// Why a configuration cannot be built.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
-    #[error("ImageNet ResNet depth {0} is not one of 18, 34, 50, 101, 152, 200")]
+    #[error("ImageNet ResNet depth {0} is not one of 14, 18, 26, 34, 50, 101, 152, 200")]
     ImagenetDepth(usize),
     #[error("CIFAR ResNet depth {0} is not of the form 6n+2 with n ≥ 1 (20, 32, 44, 56, 110, 1202, ...)")]
     CifarDepth(usize),

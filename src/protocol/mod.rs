@@ -3,20 +3,49 @@
 //! defaulting to the most literal reading of its source (see ../shared/PROTOCOLS.md).
 
 pub mod ensemble;
+pub mod sweep;
 pub mod views;
 
 use serde::{Deserialize, Serialize};
 
 use crate::transform::{Interpolation, Resampling, ResizePolicy};
 
+pub use sweep::{expand, Sweep, SweepError, SweepKnob, SweepSetting, MAX_COMBINATIONS};
 pub use views::{combine, prepare, Head, ProtocolError, ViewGroup};
 
-/// One protocol of an experiment: an id and its definition.
+/// One protocol of an experiment: an id, its definition, and optionally the knobs to sweep.
+/// Parsing checks the sweep (knob names, values, size) with [`sweep::expand`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawProtocolEntry")]
 pub struct ProtocolEntry {
     pub id: String,
+    /// The protocol as written. The sweep is deliberately not part of it: the store hashes the
+    /// spec, so results stored before sweeps existed keep their keys.
     #[serde(flatten)]
     pub spec: ProtocolSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
+}
+
+/// [`ProtocolEntry`] before its sweep is checked. Fields other than `id` and `sweep` go to the
+/// spec, whose structs reject unknown ones.
+#[derive(Deserialize)]
+struct RawProtocolEntry {
+    id: String,
+    #[serde(flatten)]
+    spec: ProtocolSpec,
+    #[serde(default)]
+    sweep: Option<Sweep>,
+}
+
+impl TryFrom<RawProtocolEntry> for ProtocolEntry {
+    type Error = SweepError;
+
+    fn try_from(raw: RawProtocolEntry) -> Result<Self, SweepError> {
+        let entry = ProtocolEntry { id: raw.id, spec: raw.spec, sweep: raw.sweep };
+        sweep::expand(&entry)?;
+        Ok(entry)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

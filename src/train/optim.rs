@@ -71,9 +71,12 @@ impl Sgd {
         let SgdConfig { momentum, nesterov, weight_decay, .. } = self.config;
         for param in &mut self.params {
             let Some(grad) = grads.get(param.var.as_tensor()) else { continue };
-            let mut d = grad.clone();
+            // Detached throughout: a velocity built from tracked tensors would keep every past
+            // step's autograd graph alive (6 GB per demo epoch before this).
+            let mut d = grad.detach();
+            let current = param.var.as_detached_tensor();
             if param.decay && weight_decay != 0.0 {
-                d = (d + (param.var.as_tensor() * weight_decay)?)?;
+                d = (d + (&current * weight_decay)?)?;
             }
             if momentum != 0.0 {
                 let velocity = match &param.velocity {
@@ -83,7 +86,7 @@ impl Sgd {
                 d = if nesterov { (d + (&velocity * momentum)?)? } else { velocity.clone() };
                 param.velocity = Some(velocity);
             }
-            param.var.set(&(param.var.as_tensor() - (d * lr)?)?)?;
+            param.var.set(&(current - (d * lr)?)?)?;
         }
         Ok(())
     }

@@ -1,16 +1,21 @@
-//! `train`: a recipe (YAML) → seeded runs on a class-per-folder dataset (or the generated demo),
-//! with per-epoch curves (CSV), checkpoints every N steps, exact resume, and final weights that
-//! `eval` loads like any released model.
+//! `train`: a recipe (YAML) → seeded runs on a class-per-folder dataset, CIFAR-10's binary
+//! batches (held in memory) or the generated demo, with per-epoch curves (CSV and Parquet),
+//! checkpoints every N steps, exact resume, final weights that `eval` loads like any released
+//! model, and a per-seed summary (`summary.csv`, mean ± sample std).
 //!
 //! Determinism: the data order of epoch e is a permutation drawn from (seed, e), and the
 //! augmentation of each position from (seed, e, position), so a run depends on its step count
 //! alone and a resumed run repeats exactly what the uninterrupted one would have done.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
+use image::RgbImage;
+use polars::prelude::{Column, DataFrame, ParquetWriter};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -19,11 +24,13 @@ use serde::{Deserialize, Serialize};
 
 use super::augment::Augmentation;
 use super::checkpoint::{self, TrainState};
+use super::cifar::{self, CifarError};
 use super::schedule::{Schedule, Scheduler, Warmup};
 use super::{Sgd, SgdConfig};
-use crate::dataset::{DatasetSpec, Sample};
+use crate::dataset::DatasetSpec;
 use crate::decode::decode_rgb;
 use crate::demo::DemoSpec;
+use crate::device::DeviceError;
 use crate::experiment::InputChoice;
 use crate::model::{CifarShortcut, ResNet, ResNetConfig, StridePlacement};
 use crate::transform::{center_region, crop, resize, Interpolation, Normalizer, Resampling, ResizePolicy};
@@ -39,6 +46,15 @@ pub enum TrainData {
         dir: PathBuf,
         #[serde(default)]
         spec: DemoSpec,
+    },
+    /// CIFAR-10's binary distribution: `root` holds `data_batch_1.bin` … `data_batch_5.bin`
+    /// (training) and `test_batch.bin` (validation).
+    #[serde(rename = "cifar10")]
+    Cifar10 {
+        root: PathBuf,
+        /// Which training batches (1–5, order irrelevant); all five when absent.
+        #[serde(default)]
+        train_batches: Option<Vec<u32>>,
     },
 }
 
@@ -95,6 +111,10 @@ pub enum TrainError {
     Image { path: PathBuf, reason: String },
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
+    #[error(transparent)]
+    Cifar(#[from] CifarError),
+    #[error(transparent)]
+    Device(#[from] DeviceError),
     #[error("training: {0}")]
     Compute(#[from] candle_core::Error),
     #[error("cannot write {path}: {reason}")]
@@ -118,6 +138,28 @@ pub struct RunSummary {
     pub dir: PathBuf,
     pub curve: Vec<EpochRow>,
     pub weights: PathBuf,
+}
+
+/// One seed's row of `summary.csv`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedRow {
+    pub seed: u64,
+    /// The last epoch's (NaN when the curve is empty).
+    pub final_val_error: f64,
+    pub final_train_error: f64,
+    /// Epochs in the curve.
+    pub epochs: u64,
+    pub weights: PathBuf,
+}
+
+/// The seeds of one `train` call: a row each, and the mean ± sample standard deviation of the
+/// final validation errors. `Display` is the one-line report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedSummary {
+    pub rows: Vec<SeedRow>,
+    pub mean_val_error: f64,
+    /// Sample (n − 1) standard deviation; 0 for a single seed.
+    pub std_val_error: f64,
 }
 
 /// What a checkpoint keeps besides tensors: the scheduler and the current epoch's partial sums,
@@ -153,22 +195,83 @@ impl ModelSpec {
     }
 }
 
+/// One training or validation image: a file decoded when its batch is built, or an image held in
+/// memory (CIFAR-10), so that `batch` gets an `RgbImage` either way.
+enum TrainSample {
+    File {
+        path: PathBuf,
+        label: usize,
+    },
+    /// `file` and `record` say where it came from, for messages.
+    Memory {
+        image: RgbImage,
+        label: usize,
+        file: Arc<Path>,
+        record: usize,
+    },
+}
+
+impl TrainSample {
+    fn label(&self) -> usize {
+        match self {
+            TrainSample::File { label, .. } | TrainSample::Memory { label, .. } => *label,
+        }
+    }
+
+    fn error(&self, reason: String) -> TrainError {
+        match self {
+            TrainSample::File { path, .. } => TrainError::Image { path: path.clone(), reason },
+            TrainSample::Memory { file, record, .. } => {
+                TrainError::Image { path: file.to_path_buf(), reason: format!("record {record}: {reason}") }
+            }
+        }
+    }
+
+    /// The image, decoded when it is a file.
+    fn image(&self) -> Result<Cow<'_, RgbImage>, TrainError> {
+        match self {
+            TrainSample::File { path, .. } => decode_rgb(path).map(Cow::Owned).map_err(|e| self.error(e.to_string())),
+            TrainSample::Memory { image, .. } => Ok(Cow::Borrowed(image)),
+        }
+    }
+}
+
 struct Data {
-    train: Vec<Sample>,
-    val: Vec<Sample>,
+    train: Vec<TrainSample>,
+    val: Vec<TrainSample>,
     classes: usize,
+}
+
+/// The records of `files` (in `root`), in order.
+fn read_cifar(root: &Path, files: &[String]) -> Result<Vec<TrainSample>, CifarError> {
+    let mut samples = Vec::new();
+    for name in files {
+        let file: Arc<Path> = Arc::from(root.join(name));
+        let records = cifar::read_batch(&file)?;
+        samples.extend(records.into_iter().enumerate().map(|(record, c)| TrainSample::Memory {
+            image: c.image,
+            label: c.label as usize,
+            file: file.clone(),
+            record,
+        }));
+    }
+    Ok(samples)
 }
 
 fn load_data(recipe: &Recipe, base: &Path) -> Result<Data, TrainError> {
     let setup = |e: &dyn std::fmt::Display| TrainError::Setup(e.to_string());
     let (train, val) = match &recipe.data {
+        TrainData::Cifar10 { root, train_batches } => {
+            let root = cifar::resolve_root(base, root)?;
+            let files = cifar::train_files(train_batches.as_deref().unwrap_or(&[1, 2, 3, 4, 5]))?;
+            let train = read_cifar(&root, &files)?;
+            let val = read_cifar(&root, &[cifar::TEST_FILE.to_string()])?;
+            return Ok(Data { train, val, classes: cifar::CLASSES.len() });
+        }
         TrainData::ImageFolder { train, val } => (train.clone(), val.clone()),
         TrainData::Demo { dir, spec } => {
-            let dir = base.join(dir);
-            if !dir.join("train").is_dir() {
-                eprintln!("writing the demo dataset to {}", dir.display());
-                crate::demo::write(spec, &dir).map_err(|e| setup(&e))?;
-            }
+            // Written (once, checked against its spec) at base/dir; the folder loader joins `base` itself.
+            crate::demo::ensure(spec, &base.join(dir)).map_err(|e| setup(&e))?;
             (dir.join("train"), dir.join("test"))
         }
     };
@@ -177,42 +280,45 @@ fn load_data(recipe: &Recipe, base: &Path) -> Result<Data, TrainError> {
     if train.classes != val.classes {
         return Err(TrainError::Setup("training and validation folders hold different classes".into()));
     }
-    Ok(Data { classes: train.classes.len(), train: train.samples, val: val.samples })
+    let files = |samples: Vec<crate::dataset::Sample>| {
+        samples.into_iter().map(|s| TrainSample::File { path: s.path, label: s.label }).collect()
+    };
+    Ok(Data { classes: train.classes.len(), train: files(train.samples), val: files(val.samples) })
 }
 
-/// Decodes, augments (or validation-transforms) and normalises a batch in parallel.
+/// Decodes (when from files), augments (or validation-transforms) and normalises a batch in
+/// parallel, on the CPU; the batch and its labels are then moved to `device`.
 fn batch(
-    samples: &[&Sample],
-    prepare: impl Fn(usize, &image::RgbImage) -> Result<image::RgbImage, String> + Sync,
+    samples: &[&TrainSample],
+    prepare: impl Fn(usize, &RgbImage) -> Result<RgbImage, String> + Sync,
     normalizer: &Normalizer,
     dtype: DType,
+    device: &Device,
 ) -> Result<(Tensor, Tensor), TrainError> {
-    let images: Vec<image::RgbImage> = samples
+    let images: Vec<RgbImage> = samples
         .par_iter()
         .enumerate()
-        .map(|(i, s)| {
-            let fail = |reason: String| TrainError::Image { path: s.path.clone(), reason };
-            let image = decode_rgb(&s.path).map_err(|e| fail(e.to_string()))?;
-            prepare(i, &image).map_err(fail)
+        .map(|(i, s)| -> Result<RgbImage, TrainError> {
+            let image = s.image()?;
+            prepare(i, &image).map_err(|reason| s.error(reason))
         })
         .collect::<Result<_, _>>()?;
     let (w, h) = images[0].dimensions();
     let mut pixels = Vec::with_capacity(images.len() * 3 * (w * h) as usize);
     for (image, sample) in images.iter().zip(samples) {
         if image.dimensions() != (w, h) {
-            return Err(TrainError::Image {
-                path: sample.path.clone(),
-                reason: format!(
-                    "became {:?} where the batch is {w}x{h}: end the augmentations with a fixed-size crop",
-                    image.dimensions()
-                ),
-            });
+            return Err(sample.error(format!(
+                "became {:?} where the batch is {w}x{h}: end the augmentations with a fixed-size crop",
+                image.dimensions()
+            )));
         }
         normalizer.append_chw(image, &mut pixels).map_err(|e| TrainError::Setup(e.to_string()))?;
     }
-    let x = Tensor::from_vec(pixels, (images.len(), 3, h as usize, w as usize), &Device::Cpu)?.to_dtype(dtype)?;
-    let labels: Vec<u32> = samples.iter().map(|s| s.label as u32).collect();
-    Ok((x, Tensor::from_vec(labels, samples.len(), &Device::Cpu)?))
+    let x = Tensor::from_vec(pixels, (images.len(), 3, h as usize, w as usize), &Device::Cpu)?
+        .to_dtype(dtype)?
+        .to_device(device)?;
+    let labels: Vec<u32> = samples.iter().map(|s| s.label() as u32).collect();
+    Ok((x, Tensor::from_vec(labels, samples.len(), device)?))
 }
 
 fn errors(logits: &Tensor, labels: &Tensor) -> Result<usize, TrainError> {
@@ -221,18 +327,29 @@ fn errors(logits: &Tensor, labels: &Tensor) -> Result<usize, TrainError> {
     Ok(predicted.iter().zip(&labels).filter(|(p, l)| p != l).count())
 }
 
-fn validate(model: &ResNet, data: &Data, recipe: &Recipe, normalizer: &Normalizer) -> Result<f64, TrainError> {
+/// Validation's transform: shorter side to `resize` (bilinear, antialiased), center crop. Both
+/// are the identity when the image already has the sizes (a 32x32 CIFAR image with
+/// `{resize: 32, crop: 32}` goes through untouched).
+fn val_transform(val: &ValTransform, image: &RgbImage) -> Result<RgbImage, String> {
     let resampling = Resampling { interpolation: Interpolation::Bilinear, antialias: true };
-    let prepare = |_: usize, image: &image::RgbImage| {
-        let (w, h) = ResizePolicy::ShorterSide(recipe.val.resize).target_size(image.width(), image.height());
-        let resized = resize(image, w, h, resampling);
-        let region = center_region(w, h, recipe.val.crop, recipe.val.crop).map_err(|e| e.to_string())?;
-        Ok(crop(&resized, region))
-    };
+    let (w, h) = ResizePolicy::ShorterSide(val.resize).target_size(image.width(), image.height());
+    let resized = resize(image, w, h, resampling);
+    let region = center_region(w, h, val.crop, val.crop).map_err(|e| e.to_string())?;
+    Ok(crop(&resized, region))
+}
+
+fn validate(
+    model: &ResNet,
+    data: &Data,
+    recipe: &Recipe,
+    normalizer: &Normalizer,
+    device: &Device,
+) -> Result<f64, TrainError> {
+    let prepare = |_: usize, image: &RgbImage| val_transform(&recipe.val, image);
     let mut wrong = 0;
-    let samples: Vec<&Sample> = data.val.iter().collect();
+    let samples: Vec<&TrainSample> = data.val.iter().collect();
     for chunk in samples.chunks(recipe.batch_size.max(1)) {
-        let (x, y) = batch(chunk, prepare, normalizer, DType::F32)?;
+        let (x, y) = batch(chunk, prepare, normalizer, DType::F32, device)?;
         wrong += errors(&model.forward_t(&x, false)?, &y)?;
     }
     Ok(wrong as f64 / data.val.len().max(1) as f64)
@@ -243,10 +360,34 @@ fn write_curve(path: &Path, rows: &[EpochRow]) -> Result<(), TrainError> {
     for r in rows {
         text.push_str(&format!("{},{},{},{},{}\n", r.epoch, r.lr, r.train_loss, r.train_error, r.val_error));
     }
-    let tmp = path.with_extension("csv.tmp");
+    write_atomically(path, text.as_bytes())
+}
+
+/// A temporary file renamed over `path`: a kill never leaves half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
     let fail = |e: std::io::Error| TrainError::Write { path: path.to_path_buf(), reason: e.to_string() };
-    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::write(&tmp, bytes).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// The curve as Parquet (epoch u64, the rest f64), the same rows as `curve.csv`.
+fn write_curve_parquet(path: &Path, rows: &[EpochRow]) -> Result<(), TrainError> {
+    let fail = |reason: String| TrainError::Write { path: path.to_path_buf(), reason };
+    let column = |name: &str, f: fn(&EpochRow) -> f64| Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>());
+    let mut frame = DataFrame::new_infer_height(vec![
+        Column::new("epoch".into(), rows.iter().map(|r| r.epoch).collect::<Vec<_>>()),
+        column("lr", |r| r.lr),
+        column("train_loss", |r| r.train_loss),
+        column("train_error", |r| r.train_error),
+        column("val_error", |r| r.val_error),
+    ])
+    .map_err(|e| fail(e.to_string()))?;
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(&mut frame).map_err(|e| fail(e.to_string()))?;
+    write_atomically(path, &bytes)
 }
 
 fn read_curve(path: &Path) -> Vec<EpochRow> {
@@ -266,8 +407,22 @@ fn read_curve(path: &Path) -> Vec<EpochRow> {
         .collect()
 }
 
-/// Trains one seed into `dir`, resuming from `dir/checkpoint.safetensors` when `resume`.
+/// Trains one seed into `dir` on the CPU, resuming from `dir/checkpoint.safetensors` when
+/// `resume`.
 pub fn train_seed(recipe: &Recipe, base: &Path, seed: u64, dir: &Path, resume: bool) -> Result<RunSummary, TrainError> {
+    train_seed_on(recipe, base, seed, dir, resume, &Device::Cpu)
+}
+
+/// [`train_seed`] with the model, batches and labels on `device` (open it with
+/// [`crate::device::DeviceKind::open`]). Data loading and augmentation stay on the CPU.
+pub fn train_seed_on(
+    recipe: &Recipe,
+    base: &Path,
+    seed: u64,
+    dir: &Path,
+    resume: bool,
+    device: &Device,
+) -> Result<RunSummary, TrainError> {
     if recipe.batch_size == 0 || recipe.epochs == 0 || recipe.checkpoint_every == 0 {
         return Err(TrainError::Setup("batch_size, epochs and checkpoint_every must be at least 1".into()));
     }
@@ -277,15 +432,17 @@ pub fn train_seed(recipe: &Recipe, base: &Path, seed: u64, dir: &Path, resume: b
     std::fs::create_dir_all(dir).map_err(|e| TrainError::Write { path: dir.to_path_buf(), reason: e.to_string() })?;
     let data = load_data(recipe, base)?;
     let config = recipe.model.config(data.classes);
-    let normalizer = Normalizer::new(&recipe.input.spec(), base).map_err(|e| TrainError::Setup(e.to_string()))?;
+    let normalizer = Normalizer::new(&recipe.input.spec().map_err(|e| TrainError::Setup(e.to_string()))?, base)
+        .map_err(|e| TrainError::Setup(e.to_string()))?;
     let varmap = VarMap::new();
-    let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+    let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let model = ResNet::trainable(&config, vb, recipe.bn_momentum)?;
     initialise(&varmap, seed)?;
     let mut optimizer = Sgd::new(&varmap, recipe.optimizer);
     let mut scheduler = Scheduler::new(recipe.schedule.clone(), recipe.warmup.clone());
     let checkpoint_path = dir.join("checkpoint.safetensors");
     let curve_path = dir.join("curve.csv");
+    let curve_parquet = dir.join("curve.parquet");
     let mut step = 0u64;
     let mut curve = Vec::new();
     let mut progress = Progress::default();
@@ -317,8 +474,8 @@ pub fn train_seed(recipe: &Recipe, base: &Path, seed: u64, dir: &Path, resume: b
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(&[seed, epoch])));
         let at = (step % steps_per_epoch) as usize * recipe.batch_size;
         let positions: Vec<usize> = (at..(at + recipe.batch_size).min(order.len())).collect();
-        let samples: Vec<&Sample> = positions.iter().map(|&p| &data.train[order[p]]).collect();
-        let prepare = |i: usize, image: &image::RgbImage| {
+        let samples: Vec<&TrainSample> = positions.iter().map(|&p| &data.train[order[p]]).collect();
+        let prepare = |i: usize, image: &RgbImage| {
             let mut rng = ChaCha8Rng::seed_from_u64(mix(&[seed, epoch, positions[i] as u64]));
             let mut out = image.clone();
             for augmentation in &recipe.augment {
@@ -326,7 +483,7 @@ pub fn train_seed(recipe: &Recipe, base: &Path, seed: u64, dir: &Path, resume: b
             }
             Ok(out)
         };
-        let (x, y) = batch(&samples, prepare, &normalizer, DType::F32)?;
+        let (x, y) = batch(&samples, prepare, &normalizer, DType::F32, device)?;
         let lr = scheduler.lr(step);
         let logits = model.forward_t(&x, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
@@ -338,7 +495,7 @@ pub fn train_seed(recipe: &Recipe, base: &Path, seed: u64, dir: &Path, resume: b
         if step.is_multiple_of(steps_per_epoch) {
             let train_error = wrong as f64 / seen.max(1) as f64;
             scheduler.observe_training_error(train_error);
-            let val_error = validate(&model, &data, recipe, &normalizer)?;
+            let val_error = validate(&model, &data, recipe, &normalizer, device)?;
             scheduler.observe_validation(val_error);
             let row = EpochRow { epoch, lr, train_loss: loss_sum / seen.max(1) as f64, train_error, val_error };
             eprintln!(
@@ -347,6 +504,7 @@ pub fn train_seed(recipe: &Recipe, base: &Path, seed: u64, dir: &Path, resume: b
             );
             curve.push(row);
             write_curve(&curve_path, &curve)?;
+            write_curve_parquet(&curve_parquet, &curve)?;
             (loss_sum, wrong, seen) = (0.0, 0, 0);
             save(step, &optimizer, &Progress { scheduler: scheduler.state(), loss_sum, wrong, seen })?;
         } else if step.is_multiple_of(recipe.checkpoint_every) {
@@ -392,7 +550,8 @@ fn initialise(varmap: &VarMap, seed: u64) -> Result<(), TrainError> {
             let uniform = Uniform::new(-bound, bound).map_err(|e| TrainError::Setup(e.to_string()))?;
             (0..n).map(|_| uniform.sample(&mut rng) as f32).collect()
         };
-        var.set(&Tensor::from_vec(values, dims, &Device::Cpu)?)?;
+        // Drawn on the CPU whatever the device, so every device starts from the same weights.
+        var.set(&Tensor::from_vec(values, dims, &Device::Cpu)?.to_device(var.device())?)?;
     }
     Ok(())
 }
@@ -421,4 +580,124 @@ fn write_weights(
         ("recipe".to_string(), serde_json::to_string(recipe).unwrap_or_default()),
     ]);
     crate::weights::write_safetensors(path, &tensors, metadata).map_err(fail)
+}
+
+/// One row per seed and the mean ± sample std of the final validation errors.
+/// The seeds' curves as one chart (`<out>/curves.png` and `.svg`), in the manner of the paper's
+/// Figures 4 and 6: validation error bold, training error dashed, one colour per seed.
+pub fn write_curve_chart(
+    runs: &[RunSummary],
+    out: &Path,
+    title: &str,
+) -> Result<crate::report::ChartFiles, crate::report::charts::ChartError> {
+    let series: Vec<crate::report::charts::CurveSeries> = runs
+        .iter()
+        .map(|run| crate::report::charts::CurveSeries {
+            label: format!("seed {}", run.seed),
+            // Epoch e's row is measured at its end: plot it at e + 1 epochs of training.
+            epochs: run.curve.iter().map(|r| (r.epoch + 1) as f64).collect(),
+            train_error: run.curve.iter().map(|r| r.train_error).collect(),
+            val_error: run.curve.iter().map(|r| r.val_error).collect(),
+        })
+        .collect();
+    crate::report::charts::training_curves(&series, out, "curves", title)
+}
+
+pub fn summarize(runs: &[RunSummary]) -> SeedSummary {
+    let rows: Vec<SeedRow> = runs
+        .iter()
+        .map(|run| SeedRow {
+            seed: run.seed,
+            final_val_error: run.curve.last().map_or(f64::NAN, |r| r.val_error),
+            final_train_error: run.curve.last().map_or(f64::NAN, |r| r.train_error),
+            epochs: run.curve.len() as u64,
+            weights: run.weights.clone(),
+        })
+        .collect();
+    let n = rows.len() as f64;
+    let mean = rows.iter().map(|r| r.final_val_error).sum::<f64>() / n;
+    let std = if rows.len() > 1 {
+        (rows.iter().map(|r| (r.final_val_error - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    SeedSummary { rows, mean_val_error: mean, std_val_error: std }
+}
+
+impl SeedSummary {
+    /// `seed,final_val_error,final_train_error,epochs,weights`, one row per seed, written
+    /// atomically.
+    pub fn write_csv(&self, path: &Path) -> Result<(), TrainError> {
+        // With no seeds trained, nothing has created the folder yet.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| TrainError::Write { path: dir.to_path_buf(), reason: e.to_string() })?;
+        }
+        let mut text = String::from("seed,final_val_error,final_train_error,epochs,weights\n");
+        for r in &self.rows {
+            text.push_str(&format!(
+                "{},{},{},{},{}\n",
+                r.seed,
+                r.final_val_error,
+                r.final_train_error,
+                r.epochs,
+                csv_field(&r.weights.to_string_lossy())
+            ));
+        }
+        write_atomically(path, text.as_bytes())
+    }
+}
+
+impl std::fmt::Display for SeedSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "final validation error over {} seed(s): {:.2} ± {:.2} % (mean ± sample std)",
+            self.rows.len(),
+            100.0 * self.mean_val_error,
+            100.0 * self.std_val_error
+        )
+    }
+}
+
+/// RFC 4180 quoting, for paths with commas, quotes or line breaks.
+fn csv_field(text: &str) -> Cow<'_, str> {
+    if text.contains([',', '"', '\n', '\r']) {
+        Cow::Owned(format!("\"{}\"", text.replace('"', "\"\"")))
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cifar_image_passes_validation_untouched_at_32() {
+        let image = RgbImage::from_fn(32, 32, |x, y| image::Rgb([x as u8 * 7, y as u8 * 5, (x ^ y) as u8]));
+        let val = ValTransform { resize: 32, crop: 32 };
+        assert_eq!(val_transform(&val, &image).unwrap(), image);
+    }
+
+    #[test]
+    fn summaries_are_mean_and_sample_std() {
+        let run = |seed: u64, val_error: f64| RunSummary {
+            seed,
+            dir: PathBuf::from("x"),
+            curve: vec![EpochRow { epoch: 0, lr: 0.1, train_loss: 1.0, train_error: 0.5, val_error }],
+            weights: PathBuf::from(format!("out/a,b/seed-{seed}/weights.safetensors")),
+        };
+        let summary = summarize(&[run(1, 0.1), run(2, 0.2), run(3, 0.3)]);
+        assert!((summary.mean_val_error - 0.2).abs() < 1e-12);
+        assert!((summary.std_val_error - 0.1).abs() < 1e-12);
+        assert_eq!(summary.rows[2].epochs, 1);
+        assert_eq!(summary.to_string(), "final validation error over 3 seed(s): 20.00 ± 10.00 % (mean ± sample std)");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.csv");
+        summary.write_csv(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().nth(1), Some("1,0.1,0.5,1,\"out/a,b/seed-1/weights.safetensors\""));
+        assert_eq!(summarize(&[run(5, 0.25)]).std_val_error, 0.0);
+    }
 }
