@@ -379,13 +379,25 @@ fn judge(row: &mut ResultRow, claim: Option<&Claim>) {
 }
 
 fn empty_row(experiment: &str, model: &str, protocol: &str, spec: &ProtocolSpec, status: Status) -> ResultRow {
+    blank_row(experiment, model, protocol, kind_of(spec), spec.summary(), status)
+}
+
+/// A row with identity, protocol and status set and every measurement and claim column empty.
+fn blank_row(
+    experiment: &str,
+    model: &str,
+    protocol: &str,
+    protocol_kind: ProtocolKind,
+    protocol_summary: String,
+    status: Status,
+) -> ResultRow {
     ResultRow {
         experiment: experiment.into(),
         model: model.into(),
         protocol: protocol.into(),
-        protocol_kind: kind_of(spec),
+        protocol_kind,
         setting: None,
-        protocol_summary: spec.summary(),
+        protocol_summary,
         top1: None,
         top5: None,
         images: 0,
@@ -712,31 +724,9 @@ fn audit_training(
             sha256: None,
             input: recipe.input.spec().map(|s| describe_input(&s)).unwrap_or_default(),
         });
-        let kind = ProtocolKind::CenterCrop;
-        let mut row = ResultRow {
-            experiment: name.to_string(),
-            model: run.id.clone(),
-            protocol: TRAINING_PROTOCOL.into(),
-            protocol_kind: kind,
-            setting: None,
-            protocol_summary: format!(
-                "the recipe's validation transform after its last epoch, mean over {} seed(s)",
-                run.seeds
-            ),
-            top1: None,
-            top5: None,
-            images: 0,
-            skipped: 0,
-            param_count_m: None,
-            gmacs_per_image: None,
-            claimed_top1_err: None,
-            claimed_top5_err: None,
-            delta_top1: None,
-            delta_top5: None,
-            tolerance: None,
-            claim_source: None,
-            status: Status::Measured,
-        };
+        let summary =
+            format!("the recipe's validation transform after its last epoch, mean over {} seed(s)", run.seeds);
+        let mut row = blank_row(name, &run.id, TRAINING_PROTOCOL, ProtocolKind::CenterCrop, summary, Status::Measured);
         if let TrainData::Cifar10 { root, .. } = &recipe.data {
             info.dataset = format!("CIFAR-10 binary batches at {}", root.display());
             let absent = match crate::dataset::resolve_path(&recipe_base, "data.root", root) {

@@ -165,6 +165,12 @@ fn cifar10_trains_with_matching_curves_a_summary_and_repeats_bit_exactly() {
         assert_eq!(parquet_curve(&run.join("curve.parquet")), csv, "seed {seed}");
     }
 
+    // The curves chart of both seeds (PNG that decodes, SVG naming the axes).
+    let png = image::open(dir.path().join("a/curves.png")).unwrap();
+    assert!(png.width() >= 800 && png.height() >= 400);
+    let svg = std::fs::read_to_string(dir.path().join("a/curves.svg")).unwrap();
+    assert!(svg.contains("epoch") && svg.contains("seed 1") && svg.contains("seed 2"));
+
     let summary = std::fs::read_to_string(dir.path().join("a/summary.csv")).unwrap();
     let lines: Vec<&str> = summary.lines().collect();
     assert_eq!(lines[0], "seed,final_val_error,final_train_error,epochs,weights");
