@@ -405,6 +405,17 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// A log-axis tick (1-2-5 steps over any decade): three significant digits, so 0.002 and 0.005
+/// stay distinct (two decimals would print them as 0 and 0.01).
+fn fmt_log_tick(v: f64) -> String {
+    if v <= 0.0 || !v.is_finite() || v >= 1.0 {
+        return fmt_tick(v);
+    }
+    let decimals = (-v.log10().floor()) as usize + 2;
+    let s = format!("{v:.decimals$}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// `lo..hi` widened by `frac` of its span on each side (at least `min_pad`).
 fn padded(lo: f64, hi: f64, frac: f64, min_pad: f64) -> Range<f64> {
     let pad = ((hi - lo) * frac).max(min_pad);
@@ -1007,7 +1018,7 @@ impl Chart for Compute {
             .x_label_area_size(64)
             .y_label_area_size(74)
             .build_cartesian_2d(self.x.clone().log_scale().with_key_points(self.x_ticks.clone()), self.y.clone())?;
-        let x_fmt = |v: &f64| fmt_tick(*v);
+        let x_fmt = |v: &f64| fmt_log_tick(*v);
         let y_fmt = |v: &f64| fmt_tick(*v);
         chart
             .configure_mesh()
@@ -1777,6 +1788,9 @@ mod tests {
         assert_eq!(fmt_tick(0.5), "0.5");
         assert_eq!(fmt_tick(-0.0), "0");
         assert_eq!(log_ticks(2.5, 700.0), vec![5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]);
+        let small: Vec<String> = [0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2].map(fmt_log_tick).to_vec();
+        assert_eq!(small, ["0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.2"]);
+        assert_eq!(fmt_log_tick(500.0), "500");
         assert!(log_ticks(3.0, 6.0).len() >= 3);
     }
 

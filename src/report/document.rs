@@ -87,6 +87,9 @@ impl SweepBand {
 
 /// Sweep bands of all sweep rows, one per (experiment, model, protocol), in order of first
 /// appearance. Groups without any measured top-1 error have no band and are left out.
+/// Half a unit in the second decimal: how far a claim written to two decimals may sit outside a band.
+const CLAIM_ROUNDING: f64 = 0.005;
+
 pub fn sweep_bands(rows: &[ResultRow]) -> Vec<SweepBand> {
     let same =
         |a: &ResultRow, b: &ResultRow| a.experiment == b.experiment && a.model == b.model && a.protocol == b.protocol;
@@ -137,7 +140,9 @@ pub fn sweep_bands(rows: &[ResultRow]) -> Vec<SweepBand> {
             max_setting: max.0.to_string(),
             as_written_top1_err: written.and_then(|r| r.top1.as_ref()).map(|m| m.err),
             claimed_top1_err: claimed,
-            claim_inside: claimed.map(|c| min.1 <= c && c <= max.1),
+            // Claims are written to two decimals (percent), so a claim within half a unit of
+            // the band's edge is inside it: 58.67 is the 58.666… that a run measured.
+            claim_inside: claimed.map(|c| min.1 - CLAIM_ROUNDING <= c && c <= max.1 + CLAIM_ROUNDING),
         });
     }
     bands
@@ -1542,6 +1547,15 @@ mod tests {
         let mut bare = rows.clone();
         bare.iter_mut().for_each(|r| r.claimed_top1_err = None);
         assert_eq!(sweep_bands(&bare)[0].claim_inside, None);
+        // A claim recorded to two decimals sits at the band's edge it rounds, not outside it.
+        let edge = |claimed: f64| {
+            vec![
+                claim(row("m", "cc", CenterCrop, None, Some(58.666_666)), Some(claimed), None, 0.5),
+                row("m", "cc", CenterCrop, Some("interpolation=bicubic"), Some(57.17)),
+            ]
+        };
+        assert_eq!(sweep_bands(&edge(58.67))[0].claim_inside, Some(true));
+        assert_eq!(sweep_bands(&edge(58.68))[0].claim_inside, Some(false));
     }
 
     #[test]
