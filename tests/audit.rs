@@ -2,21 +2,15 @@
 //! training experiment trained and compared, and the gate over a missing report. The gate on the
 //! embedded demo is `demo_gate.rs`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use resnet_audit::audit::{self, AuditOptions};
-use resnet_audit::device::DeviceKind;
 use resnet_audit::report::Status;
 
 fn options(paths: Vec<PathBuf>, out: &Path, store: &Path) -> AuditOptions {
-    AuditOptions {
-        paths,
-        out: out.to_path_buf(),
-        store_dir: store.to_path_buf(),
-        device: DeviceKind::Cpu,
-        limit: None,
-        command: "cargo test --test audit".into(),
-    }
+    common::audit_options(paths, out, store, "cargo test --test audit")
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! The CI drift gate on the embedded demo: the demo experiment reproduces the claims recorded in
 //! its YAML, and a changed protocol knob makes the gate fail.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use resnet_audit::audit::{self, AuditOptions};
-use resnet_audit::device::DeviceKind;
 use resnet_audit::report::{ProtocolKind, Status};
 
 fn repo() -> PathBuf {
@@ -13,14 +14,7 @@ fn repo() -> PathBuf {
 }
 
 fn options(paths: Vec<PathBuf>, out: &Path, store: &Path) -> AuditOptions {
-    AuditOptions {
-        paths,
-        out: out.to_path_buf(),
-        store_dir: store.to_path_buf(),
-        device: DeviceKind::Cpu,
-        limit: None,
-        command: "cargo test --test demo_gate".into(),
-    }
+    common::audit_options(paths, out, store, "cargo test --test demo_gate")
 }
 
 /// The demo experiment with its relative paths made absolute, so a modified copy runs from a temp dir.

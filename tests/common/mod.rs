@@ -59,3 +59,20 @@ pub fn assert_close(actual: &Tensor, expected: &Tensor, tolerance: f32, what: &s
 pub fn expected(model: &str) -> WeightsFile {
     parity_file(&format!("{model}.expected"))
 }
+
+/// Audit options for a test: CPU, all images, `label` recorded as the command line.
+pub fn audit_options(
+    paths: Vec<PathBuf>,
+    out: &std::path::Path,
+    store: &std::path::Path,
+    label: &str,
+) -> resnet_audit::audit::AuditOptions {
+    resnet_audit::audit::AuditOptions {
+        paths,
+        out: out.to_path_buf(),
+        store_dir: store.to_path_buf(),
+        device: resnet_audit::device::DeviceKind::Cpu,
+        limit: None,
+        command: label.into(),
+    }
+}
