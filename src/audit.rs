@@ -573,7 +573,9 @@ fn write_tables(rows: &[ResultRow], out: &Path) -> Result<(), AuditError> {
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
     let fail = |e: std::io::Error| AuditError::Write { path: path.to_path_buf(), reason: e.to_string() };
-    let tmp = path.with_extension("tmp");
+    // `<name>.tmp` beside it: results.parquet and results.csv must not share a temporary name.
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
 }
