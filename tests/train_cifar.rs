@@ -8,9 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::tensor;
+use common::{assert_same_weights, success};
 use resnet_audit::train::run::{train_seed, EpochRow, Recipe};
-use resnet_audit::weights::WeightsFile;
 
 const PLANE: usize = 32 * 32;
 const RECORD: usize = 1 + 3 * PLANE;
@@ -87,23 +86,6 @@ fn train_cli(recipe: &Path, out: &Path, cifar: Option<&Path>, extra: &[&str]) ->
         None => command.env_remove("CIFAR10"),
     };
     command.output().unwrap()
-}
-
-fn success(output: Output) -> String {
-    assert!(output.status.success(), "train failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Every tensor equal bit for bit.
-fn assert_same_weights(a: &Path, b: &Path) {
-    let (a, b) = (WeightsFile::read(a).unwrap(), WeightsFile::read(b).unwrap());
-    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
-    for name in a.tensors.keys() {
-        let bits = |file: &WeightsFile| -> Vec<u32> {
-            tensor(file, name).flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()
-        };
-        assert_eq!(bits(&a), bits(&b), "{name} differs");
-    }
 }
 
 fn csv_curve(path: &Path) -> Vec<EpochRow> {

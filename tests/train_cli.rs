@@ -4,10 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::tensor;
+use common::{assert_same_weights, success};
 use resnet_audit::weights::WeightsFile;
 
 fn recipe(dir: &Path, epochs: u64) -> PathBuf {
@@ -31,20 +31,6 @@ fn command(recipe: &Path, out: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_resnet-audit"));
     c.arg("train").arg(recipe).arg("--out").arg(recipe.parent().unwrap().join(out)).args(extra);
     c
-}
-
-fn success(output: Output) -> String {
-    assert!(output.status.success(), "train failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn assert_same_weights(a: &Path, b: &Path) {
-    let (a, b) = (WeightsFile::read(a).unwrap(), WeightsFile::read(b).unwrap());
-    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
-    for name in a.tensors.keys() {
-        let diff = (tensor(&a, name) - tensor(&b, name)).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
-        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{name} differs");
-    }
 }
 
 #[test]

@@ -76,3 +76,21 @@ pub fn audit_options(
         command: label.into(),
     }
 }
+
+/// The stdout of a `resnet-audit train` run that must have succeeded (its stderr otherwise).
+pub fn success(output: std::process::Output) -> String {
+    assert!(output.status.success(), "train failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Two weights files with the same tensor names and every value equal bit for bit.
+pub fn assert_same_weights(a: &std::path::Path, b: &std::path::Path) {
+    let (a, b) = (WeightsFile::read(a).unwrap(), WeightsFile::read(b).unwrap());
+    assert_eq!(a.tensors.keys().collect::<Vec<_>>(), b.tensors.keys().collect::<Vec<_>>());
+    for name in a.tensors.keys() {
+        let bits = |file: &WeightsFile| -> Vec<u32> {
+            tensor(file, name).flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()).collect()
+        };
+        assert_eq!(bits(&a), bits(&b), "{name} differs");
+    }
+}
