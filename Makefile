@@ -6,7 +6,7 @@ BIN    := target/release/resnet-audit
 PYTHON ?= python3
 VENV   := .venv
 
-.PHONY: all build test audit demo-models bench fixtures cuda-check
+.PHONY: all build test audit demo-models bench bench-reference fixtures cuda-check
 
 all: build
 
@@ -17,8 +17,9 @@ build:
 test:
 	$(CARGO) test --release --locked
 
-# Throughput on this machine (not a test): ResNet-50 forward, BN folded vs separate; then the
-# evaluation pipeline (decode + resize, protocols end to end).
+# Throughput on this machine (not a test): ResNet-50 forward (ours, candle's plain path, and
+# PyTorch when `make bench-reference` has set up .venv); the evaluation pipeline (decode + resize,
+# protocols (i) and (ii) end to end, the same three); the training step.
 bench:
 	$(CARGO) bench --locked --bench forward
 	$(CARGO) bench --locked --bench protocols
@@ -48,6 +49,9 @@ demo-models: build
 	  cp $(DEMO_RUNS)/$$recipe/seed-$$seed/weights.safetensors fixtures/demo-models/$$recipe-seed-$$seed.safetensors || exit 1; \
 	  cp $(DEMO_RUNS)/$$recipe/seed-$$seed/curve.csv fixtures/demo-models/$$recipe-seed-$$seed.curve.csv || exit 1; \
 	done; done
+
+# The PyTorch + torchvision venv the benches compare with (the fixtures' venv; about 3 GB from PyPI).
+bench-reference: $(VENV)/.installed
 
 # Regenerate the committed parity fixtures with PyTorch/torchvision (optional; needs PyPI,
 # about 3 GB in .venv). `make test` never needs Python.

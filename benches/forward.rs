@@ -1,13 +1,16 @@
-//! `make bench`: forward throughput of a full-width ResNet-50 (random weights) on this
-//! machine's CPU, with batch norm folded (the default) and not folded.
+//! `make bench`: forward throughput of a full-width ResNet-50 v1.5 (random weights, f32) on
+//! this machine's CPU: the fast NHWC path (the default), candle's plain path (BN folded), and
+//! PyTorch with channels_last on the same weights when the venv is present.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
-use common::random_resnet;
+use common::{both_backends, figure, random_tensors, ratio, Reference};
 use resnet_audit::model::{ResNet, ResNetConfig};
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Images per second over at least `budget` of wall time, after one warm-up pass.
 fn throughput(model: &ResNet, batch: usize, side: usize, budget: Duration) -> candle_core::Result<f64> {
@@ -22,18 +25,51 @@ fn throughput(model: &ResNet, batch: usize, side: usize, budget: Duration) -> ca
     Ok(images as f64 / start.elapsed().as_secs_f64())
 }
 
-fn main() -> candle_core::Result<()> {
+fn main() -> BenchResult<()> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let config = ResNetConfig::imagenet(50, 1000);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("ResNet-50 v1.5, f32, random weights, CPU, {threads} threads; images/s (higher is better)");
-    println!("{:<16} {:>12} {:>12} {:>8}", "shape", "BN folded", "BN separate", "ratio");
-    let budget = Duration::from_secs(4);
-    let folded = random_resnet(&config, true)?;
-    let separate = random_resnet(&config, false)?;
+    let threads = rayon::current_num_threads();
+    let tensors = random_tensors(&config)?;
+    let (fast, plain) = both_backends(&config, &tensors)?;
+    let reference = Reference::find(&root);
+    let dir = tempfile::tempdir()?;
+    let weights = dir.path().join("resnet50.safetensors");
+    candle_core::safetensors::save(&tensors, &weights)?;
+    let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let budget = Duration::from_secs(seconds);
+
+    let mut lines = Vec::new();
     for (batch, side) in [(1, 224), (16, 224), (1, 448)] {
-        let fast = throughput(&folded, batch, side, budget)?;
-        let slow = throughput(&separate, batch, side, budget)?;
-        println!("{:<16} {fast:>12.2} {slow:>12.2} {:>7.2}x", format!("batch {batch} @{side}"), fast / slow);
+        let f = throughput(&fast, batch, side, budget)?;
+        let p = throughput(&plain, batch, side, budget)?;
+        // One at a time: two processes sharing the cores would slow each other.
+        let torch = match &reference {
+            Some(r) => {
+                let args = ["forward", "--weights", &weights.to_string_lossy(), "--batch", &batch.to_string()]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(["--side".into(), side.to_string(), "--seconds".into(), seconds.to_string()])
+                    .collect::<Vec<_>>();
+                Some(r.images_per_second(&args)?)
+            }
+            None => None,
+        };
+        lines.push(format!(
+            "{:<16} {f:>9.2} {p:>9.2} {:>11} {:>13} {:>13}",
+            format!("batch {batch} @{side}"),
+            figure(torch),
+            format!("{:.2}x", f / p),
+            ratio(f, torch)
+        ));
     }
+    println!("\nForward, ResNet-50 v1.5, f32, random weights, CPU, {threads} threads; images/s (higher is better)");
+    if let Some(r) = &reference {
+        println!("PyTorch: {} (channels_last, same weights)", r.versions);
+    }
+    println!(
+        "{:<16} {:>9} {:>9} {:>11} {:>13} {:>13}",
+        "shape", "ours", "candle", "PyTorch", "ours/candle", "ours/PyTorch"
+    );
+    lines.iter().for_each(|l| println!("{l}"));
     Ok(())
 }

@@ -6,8 +6,10 @@
 //!    absent, `fixtures/images/`), on one thread and with rayon over the images.
 //! 2. End to end through `engine::evaluate` (decode → views → model → combine, default settings,
 //!    a fresh store each run so nothing is read back) for protocols (i) center-crop and
-//!    (ii) ten-crop, on the narrow fixture ResNet-50 and on a full-width ResNet-50 with random
-//!    weights (the predictions are meaningless; only the speed matters).
+//!    (ii) ten-crop, on the narrow fixture ResNet-50.
+//! 3. The same on a full-width ResNet-50 with random weights (the predictions are meaningless;
+//!    only the speed matters) over every photo: ours, candle's plain path, and PyTorch +
+//!    torchvision through `benches/reference.py` when `make bench-reference` has set up the venv.
 
 mod common;
 
@@ -15,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Device;
-use common::random_resnet;
+use common::{both_backends, figure, random_tensors, ratio, Reference};
 use rayon::prelude::*;
 use resnet_audit::dataset::Sample;
 use resnet_audit::decode::decode_rgb;
@@ -30,9 +32,6 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// Classes of the fixture model.
 const FIXTURE_CLASSES: usize = 20;
-/// Images the full-width model sees per protocol, to keep the bench within a few minutes on 2 cores.
-const FULL_CENTER_IMAGES: usize = 32;
-const FULL_TEN_IMAGES: usize = 8;
 
 /// The photos to run over, and a description of where they came from.
 fn images(root: &Path) -> BenchResult<(Vec<PathBuf>, String)> {
@@ -138,20 +137,55 @@ fn main() -> BenchResult<()> {
         rows.push(Row(what, samples.len(), samples.len() * views, seconds));
     }
 
-    let full = random_resnet(&ResNetConfig::imagenet(50, 1000), true)?;
-    for (name, spec, views, count) in
-        [("center-crop", &center, 1, FULL_CENTER_IMAGES), ("ten-crop", &ten, 10, FULL_TEN_IMAGES)]
-    {
-        let subset = &samples[..count.min(samples.len())];
-        let seconds = time_evaluate(&full, 1000, spec, subset)?;
-        let what = format!("evaluate {name}, ResNet-50 full width (random)");
-        rows.push(Row(what, subset.len(), subset.len() * views, seconds));
+    // 3. The same, full width, on every photo: ours (fast path), candle's plain path, and
+    //    PyTorch + torchvision (PIL decode, Resize(256), crops, the channels_last model) on the
+    //    same weights. One at a time, so they never share the cores.
+    let config = ResNetConfig::imagenet(50, 1000);
+    let tensors = random_tensors(&config)?;
+    let (fast, plain) = both_backends(&config, &tensors)?;
+    let reference = Reference::find(&root);
+    let dir = tempfile::tempdir()?;
+    let weights = dir.path().join("resnet50.safetensors");
+    candle_core::safetensors::save(&tensors, &weights)?;
+    let image_dir = paths[0].parent().ok_or("image folder")?.to_string_lossy().into_owned();
+    let mut versus = Vec::new();
+    for (name, spec) in [("(i) center-crop", &center), ("(ii) ten-crop", &ten)] {
+        let ours = samples.len() as f64 / time_evaluate(&fast, 1000, spec, &samples)?;
+        let candle = samples.len() as f64 / time_evaluate(&plain, 1000, spec, &samples)?;
+        let torch = match &reference {
+            Some(r) => {
+                let kind = if spec == &center { "center-crop" } else { "ten-crop" };
+                let args =
+                    ["protocol", "--weights", &weights.to_string_lossy(), "--images", &image_dir, "--protocol", kind];
+                Some(r.images_per_second(&args.map(String::from))?)
+            }
+            None => None,
+        };
+        versus.push(format!(
+            "{name:<18} {:>6} {ours:>9.2} {candle:>9.2} {:>9} {:>13} {:>13}",
+            samples.len(),
+            figure(torch),
+            format!("{:.2}x", ours / candle),
+            ratio(ours, torch)
+        ));
     }
 
     println!("Evaluation pipeline, f32, CPU, {threads} threads (rayon pool: {})", rayon::current_num_threads());
     println!("images: {} from {source}; images/s and views/s (higher is better)", paths.len());
     println!("{:<52} {:>6} {:>9} {:>9} {:>8}", "stage", "images", "images/s", "views/s", "seconds");
     rows.iter().for_each(Row::print);
+    println!("\nEnd to end (decode → views → ResNet-50 full width, random weights → scores), images/s");
+    if let Some(r) = &reference {
+        println!(
+            "PyTorch: {} (PIL decode in a DataLoader with 1 worker, channels_last model, same weights)",
+            r.versions
+        );
+    }
+    println!(
+        "{:<18} {:>6} {:>9} {:>9} {:>9} {:>13} {:>13}",
+        "protocol", "images", "ours", "candle", "PyTorch", "ours/candle", "ours/PyTorch"
+    );
+    versus.iter().for_each(|l| println!("{l}"));
     println!("total bench time {:.1} s", total.elapsed().as_secs_f64());
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::eval::{self, EvalError, EvalOptions, EvalReport};
 use crate::experiment::{Claim, ExperimentError, LoadedExperiment};
 use crate::metrics::Proportion;
 use crate::model::complexity::{multiply_adds, parameter_count};
+use crate::model::Backend;
 use crate::model::ResNetConfig;
 use crate::protocol::{sweep, ProtocolEntry, ProtocolSpec};
 use crate::report::{
@@ -53,6 +54,8 @@ pub struct AuditOptions {
     pub out: PathBuf,
     pub store_dir: PathBuf,
     pub device: DeviceKind,
+    /// The inference implementation (the fast CPU path by default).
+    pub backend: Backend,
     /// At most this many images per experiment (quick looks; stored separately).
     pub limit: Option<usize>,
     /// The command line, recorded in the report.
@@ -244,6 +247,7 @@ fn audit_experiment(
         protocols: Vec::new(),
         limit: options.limit,
         device: options.device,
+        backend: options.backend,
         store_dir: options.store_dir.clone(),
     };
     eprintln!("audit: {}", loaded.path.display());

@@ -14,7 +14,7 @@ use crate::engine::{self, EngineError, Scorer, Task};
 use crate::experiment::{LoadedExperiment, ModelEntry};
 use crate::inspect::{inspect, InspectError, StrideEvidence};
 use crate::metrics::{error_rates, mcnemar_exact, ErrorRates, McNemar};
-use crate::model::{BlockKind, ResNet, ResNetConfig};
+use crate::model::{Backend, BlockKind, BuildOptions, ResNet, ResNetConfig};
 use crate::protocol::ensemble::{self, EnsembleError};
 use crate::protocol::ProtocolSpec;
 use crate::store::{ImageResult, ResultStore, StoreKey};
@@ -55,6 +55,8 @@ pub struct EvalOptions {
     /// At most this many images, evenly spaced over the sorted list (quick runs).
     pub limit: Option<usize>,
     pub device: DeviceKind,
+    /// The inference implementation (the fast CPU path by default).
+    pub backend: Backend,
     pub store_dir: PathBuf,
 }
 
@@ -133,6 +135,7 @@ pub fn load_model(
     base: &Path,
     dataset: &Dataset,
     device: &Device,
+    backend: Backend,
 ) -> Result<LoadedModel, EvalError> {
     let model_err = |reason: String| EvalError::Model { model: entry.id.clone(), reason };
     let weights = |error| EvalError::Weights { model: entry.id.clone(), error };
@@ -160,7 +163,8 @@ pub fn load_model(
     if let Some(pool) = entry.stem_pool {
         config = config.with_stem_pool(pool);
     }
-    let options = LoadOptions { device: device.clone(), ..LoadOptions::default() };
+    let build = BuildOptions { backend, ..BuildOptions::default() };
+    let options = LoadOptions { device: device.clone(), build, ..LoadOptions::default() };
     let model = load_resnet(&file, &config, &options).map_err(weights)?;
     let mut input = entry.input.spec().map_err(|e| model_err(e.to_string()))?;
     if let MeanSpec::Image { image, .. } = &mut input.mean {
@@ -215,6 +219,8 @@ fn describe(model: &LoadedModel, protocol: &ProtocolSpec, dataset: &Dataset, sam
     json!({
         "weights_sha256": model.weights_sha256,
         "architecture": model.config,
+        // The two paths agree to ~1e-6, not bit for bit: results are kept apart.
+        "backend": if model.model.uses_fast_path() { Backend::Fast } else { Backend::Candle },
         "input": model.input,
         "mean_image_sha256": model.normalizer.mean_image_sha256(),
         "output_map": model.output_map,
@@ -279,7 +285,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             continue;
         }
         let entry = experiment.model(model_id).ok_or_else(|| EvalError::Selection(format!("no model `{model_id}`")))?;
-        match load_model(entry, &loaded.base, &dataset, &device) {
+        match load_model(entry, &loaded.base, &dataset, &device, options.backend) {
             Ok(model) => {
                 models.insert(model_id, model);
             }

@@ -111,7 +111,8 @@ pub fn inspect(file: &WeightsFile) -> Result<Inspection, InspectError> {
     };
     let bn_eps = meta("bn_eps").and_then(|v| v.parse().ok()).unwrap_or(1e-5);
     let config = ResNetConfig { topology, num_classes, base_width, bn_eps };
-    let options = LoadOptions { build: BuildOptions { fold_bn: false }, ..LoadOptions::default() };
+    let options =
+        LoadOptions { build: BuildOptions { fold_bn: false, ..BuildOptions::default() }, ..LoadOptions::default() };
     load_resnet(file, &config, &options)?;
 
     let is_statistic = |name: &str| {

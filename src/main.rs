@@ -11,6 +11,7 @@ use resnet_audit::device::DeviceKind;
 use resnet_audit::eval::{self, EvalOptions};
 use resnet_audit::experiment::LoadedExperiment;
 use resnet_audit::inspect::inspect;
+use resnet_audit::model::Backend;
 use resnet_audit::train::run::{summarize, train_seed_on, write_curve_chart, Recipe};
 use resnet_audit::weights::{HubSettings, WeightsFile, WeightsSource};
 
@@ -82,6 +83,10 @@ enum Command {
         limit: Option<usize>,
         #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
         device: DeviceKind,
+        /// `fast`: NHWC convolutions with fused epilogues on the CPU (f32, BN folded);
+        /// `candle`: candle's plain ops, for comparison and debugging
+        #[arg(long, value_enum, default_value_t = Backend::Fast)]
+        backend: Backend,
         /// Where per-image results are stored
         #[arg(long, default_value = "reports/store")]
         store: PathBuf,
@@ -104,6 +109,10 @@ struct AuditArgs {
     limit: Option<usize>,
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     device: DeviceKind,
+    /// `fast`: NHWC convolutions with fused epilogues on the CPU (f32, BN folded);
+    /// `candle`: candle's plain ops, for comparison and debugging
+    #[arg(long, value_enum, default_value_t = Backend::Fast)]
+    backend: Backend,
 }
 
 #[derive(Subcommand)]
@@ -176,6 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 out: args.out.clone(),
                 store_dir: args.store,
                 device: args.device,
+                backend: args.backend,
                 limit: args.limit,
                 command,
             };
@@ -208,9 +218,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if outcome.not_run > 0 { " (pass --require-all to fail on those)" } else { "" }
             );
         }
-        Command::Eval { experiment, models, protocols, limit, device, store } => {
+        Command::Eval { experiment, models, protocols, limit, device, backend, store } => {
             let loaded = LoadedExperiment::read(&experiment)?;
-            let options = EvalOptions { models, protocols, limit, device, store_dir: store };
+            let options = EvalOptions { models, protocols, limit, device, backend, store_dir: store };
             print!("{}", eval::run(&loaded, &options)?);
         }
     }

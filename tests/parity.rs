@@ -1,14 +1,32 @@
 //! Our ResNets against PyTorch/torchvision: the committed outputs in fixtures/parity were
 //! computed by fixtures/generate.py with the same weights and inputs. Tolerance: max |Δ| at
-//! most 1e-4 of the largest reference value, for every model, head, and with BN folded or not.
+//! most 1e-4 of the largest reference value, for every model and head, on each way of computing
+//! them: the fast NHWC path (BN folded, the default), candle's plain path with BN folded, and
+//! candle's with BN separate (as PyTorch computes it).
 
 mod common;
 
 use candle_core::Tensor;
-use common::{assert_close, expected, input, load, relative_max_error, tensor};
-use resnet_audit::model::{CifarShortcut, DenseWindow, ResNet, ResNetConfig, StemPool, StridePlacement};
+use common::{assert_close, expected, input, load, load_with, relative_max_error, tensor};
+use resnet_audit::model::{
+    Backend, BuildOptions, CifarShortcut, DenseWindow, ResNet, ResNetConfig, StemPool, StridePlacement,
+};
 
 const TOLERANCE: f32 = 1e-4;
+
+/// Every way a model is computed, with a label: the fast path, and candle's with BN folded or not.
+const BUILDS: [(BuildOptions, &str); 3] = [
+    (BuildOptions { fold_bn: true, backend: Backend::Fast }, "fast"),
+    (BuildOptions { fold_bn: true, backend: Backend::Candle }, "candle folded"),
+    (BuildOptions { fold_bn: false, backend: Backend::Candle }, "candle unfolded"),
+];
+
+/// Loads a fixture model for `build`, checking that it takes the path the label says.
+fn build(weights: &str, config: &ResNetConfig, build: BuildOptions) -> ResNet {
+    let model = load_with(weights, config, build);
+    assert_eq!(model.uses_fast_path(), build.backend == Backend::Fast, "{weights} {build:?}");
+    model
+}
 
 fn resnet18() -> ResNetConfig {
     ResNetConfig::imagenet(18, 17).with_base_width(8)
@@ -35,12 +53,12 @@ fn check_imagenet_heads(model: &ResNet, expected_file: &str, prefix: &str, label
 
 #[test]
 fn resnet18_matches_torchvision() {
-    for fold in [true, false] {
+    for (options, label) in BUILDS {
         check_imagenet_heads(
-            &load("resnet18_w8", &resnet18(), fold),
+            &build("resnet18_w8", &resnet18(), options),
             "resnet18_w8",
             "",
-            &format!("resnet18 fold={fold}"),
+            &format!("resnet18 {label}"),
         );
     }
 }
@@ -48,12 +66,12 @@ fn resnet18_matches_torchvision() {
 #[test]
 fn resnet50_v1_5_matches_torchvision() {
     let config = resnet50(StridePlacement::V1_5);
-    for fold in [true, false] {
+    for (options, label) in BUILDS {
         check_imagenet_heads(
-            &load("resnet50_w8", &config, fold),
+            &build("resnet50_w8", &config, options),
             "resnet50_w8",
             "v1.5/",
-            &format!("resnet50 v1.5 fold={fold}"),
+            &format!("resnet50 v1.5 {label}"),
         );
     }
 }
@@ -61,41 +79,44 @@ fn resnet50_v1_5_matches_torchvision() {
 #[test]
 fn resnet50_v1_matches_pytorch_with_stride_on_the_first_1x1() {
     let config = resnet50(StridePlacement::V1);
-    for fold in [true, false] {
+    for (options, label) in BUILDS {
         check_imagenet_heads(
-            &load("resnet50_w8", &config, fold),
+            &build("resnet50_w8", &config, options),
             "resnet50_w8",
             "v1/",
-            &format!("resnet50 v1 fold={fold}"),
+            &format!("resnet50 v1 {label}"),
         );
     }
 }
 
 #[test]
 fn resnet50_v1_with_caffe_stem_pool_matches_pytorch_ceil_mode() {
-    let model = load("resnet50_w8", &resnet50(StridePlacement::V1).with_stem_pool(StemPool::Caffe), true);
+    let config = resnet50(StridePlacement::V1).with_stem_pool(StemPool::Caffe);
     let expected = expected("resnet50_w8");
-    assert_close(
-        &model.forward(&input("x224")).unwrap(),
-        &tensor(&expected, "v1_caffe_pool/logits_x224"),
-        TOLERANCE,
-        "caffe pool logits",
-    );
-    assert_close(
-        &model.forward_dense(&input("x_rect"), DenseWindow::Pool(7)).unwrap(),
-        &tensor(&expected, "v1_caffe_pool/dense_pool7_x_rect"),
-        TOLERANCE,
-        "caffe pool dense",
-    );
+    for (options, label) in BUILDS {
+        let model = build("resnet50_w8", &config, options);
+        assert_close(
+            &model.forward(&input("x224")).unwrap(),
+            &tensor(&expected, "v1_caffe_pool/logits_x224"),
+            TOLERANCE,
+            &format!("caffe pool logits {label}"),
+        );
+        assert_close(
+            &model.forward_dense(&input("x_rect"), DenseWindow::Pool(7)).unwrap(),
+            &tensor(&expected, "v1_caffe_pool/dense_pool7_x_rect"),
+            TOLERANCE,
+            &format!("caffe pool dense {label}"),
+        );
+    }
 }
 
 #[test]
 fn cifar_resnet20_option_a_matches_pytorch() {
     let config = ResNetConfig::cifar(20, CifarShortcut::A, 10);
     let expected = tensor(&expected("cifar_resnet20_a"), "logits_x32");
-    for fold in [true, false] {
-        let logits = load("cifar_resnet20_a", &config, fold).forward(&input("x32")).unwrap();
-        assert_close(&logits, &expected, TOLERANCE, &format!("cifar resnet20 fold={fold}"));
+    for (options, label) in BUILDS {
+        let logits = build("cifar_resnet20_a", &config, options).forward(&input("x32")).unwrap();
+        assert_close(&logits, &expected, TOLERANCE, &format!("cifar resnet20 {label}"));
     }
 }
 
@@ -103,9 +124,11 @@ fn cifar_resnet20_option_a_matches_pytorch() {
 fn half_precision_weights_load_and_compute_in_f32() {
     for tag in ["f16", "bf16"] {
         let name = format!("resnet18_w8_{tag}");
-        let logits = load(&name, &resnet18(), true).forward(&input("x224")).unwrap();
-        assert_eq!(logits.dtype(), candle_core::DType::F32);
-        assert_close(&logits, &tensor(&expected(&name), "logits_x224"), TOLERANCE, &name);
+        for (options, label) in BUILDS {
+            let logits = build(&name, &resnet18(), options).forward(&input("x224")).unwrap();
+            assert_eq!(logits.dtype(), candle_core::DType::F32);
+            assert_close(&logits, &tensor(&expected(&name), "logits_x224"), TOLERANCE, &format!("{name} {label}"));
+        }
     }
 }
 
@@ -118,13 +141,47 @@ fn folding_batch_norm_moves_outputs_by_at_most_1e_5() {
         ("resnet50_w8", resnet50(StridePlacement::V1)),
     ];
     for (weights, config) in cases {
-        let folded = load(weights, &config, true).forward_dense(&input("x_rect"), DenseWindow::Pool(7)).unwrap();
-        let plain = load(weights, &config, false).forward_dense(&input("x_rect"), DenseWindow::Pool(7)).unwrap();
+        let (folded_model, plain_model) = (build(weights, &config, BUILDS[1].0), build(weights, &config, BUILDS[2].0));
+        let folded = folded_model.forward_dense(&input("x_rect"), DenseWindow::Pool(7)).unwrap();
+        let plain = plain_model.forward_dense(&input("x_rect"), DenseWindow::Pool(7)).unwrap();
         assert_close(&folded, &plain, 1e-5, &format!("{} fold vs no fold (dense)", config.name()));
-        let folded = load(weights, &config, true).forward(&x).unwrap();
-        let plain = load(weights, &config, false).forward(&x).unwrap();
+        let folded = folded_model.forward(&x).unwrap();
+        let plain = plain_model.forward(&x).unwrap();
         assert_close(&folded, &plain, 1e-5, &format!("{} fold vs no fold", config.name()));
     }
+}
+
+/// The fast path computes what candle's plain path (BN folded) computes, to 1e-5 relative, for
+/// every architecture and head of the fixtures.
+#[test]
+fn fast_path_agrees_with_the_plain_candle_path_to_1e_5() {
+    let (x224, x_rect, x32) = (input("x224"), input("x_rect"), input("x32"));
+    let imagenet = [
+        ("resnet18_w8", resnet18()),
+        ("resnet18_w8_f16", resnet18()),
+        ("resnet50_w8", resnet50(StridePlacement::V1_5)),
+        ("resnet50_w8", resnet50(StridePlacement::V1)),
+        ("resnet50_w8", resnet50(StridePlacement::V1).with_stem_pool(StemPool::Caffe)),
+    ];
+    for (weights, config) in imagenet {
+        let (fast, plain) = (build(weights, &config, BUILDS[0].0), build(weights, &config, BUILDS[1].0));
+        let what = format!("{weights} {}", config.name());
+        assert_close(&fast.forward(&x224).unwrap(), &plain.forward(&x224).unwrap(), 1e-5, &format!("{what} logits"));
+        assert_close(
+            &fast.features(&x_rect).unwrap(),
+            &plain.features(&x_rect).unwrap(),
+            1e-5,
+            &format!("{what} features"),
+        );
+        for window in [DenseWindow::Pool(7), DenseWindow::Global] {
+            let (f, p) = (fast.forward_dense(&x_rect, window).unwrap(), plain.forward_dense(&x_rect, window).unwrap());
+            assert_close(&f, &p, 1e-5, &format!("{what} dense {window:?}"));
+        }
+    }
+    let config = ResNetConfig::cifar(20, CifarShortcut::A, 10);
+    let (fast, plain) =
+        (build("cifar_resnet20_a", &config, BUILDS[0].0), build("cifar_resnet20_a", &config, BUILDS[1].0));
+    assert_close(&fast.forward(&x32).unwrap(), &plain.forward(&x32).unwrap(), 1e-5, "cifar resnet20 A logits");
 }
 
 #[test]

@@ -3,6 +3,8 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::{Conv2d, Conv2dConfig, VarBuilder};
 
+use super::nhwc::NhwcConv;
+
 /// Batch norm in eval mode: y = (x − mean) / sqrt(var + eps) · γ + β, kept as a per-channel
 /// scale and shift. Tensor names follow torchvision: weight, bias, running_mean, running_var.
 #[derive(Debug, Clone)]
@@ -108,6 +110,15 @@ impl ConvBn {
             let bn = BatchNormEval::new(bn_vb, spec.out_channels, bn_eps)?;
             Ok(Self { conv: Conv2d::new(weight, None, config), bn: Norm::Eval(bn) })
         }
+    }
+
+    /// The same convolution as a fast NHWC op (BN folded, bias, then ReLU if `relu`), or
+    /// `None` when the norm is not folded (the fast path computes folded convolutions only).
+    pub fn to_nhwc(&self, relu: bool) -> Result<Option<NhwcConv>> {
+        let Norm::Folded = self.bn else { return Ok(None) };
+        let Some(bias) = self.conv.bias() else { return Ok(None) };
+        let config = self.conv.config();
+        NhwcConv::new(self.conv.weight(), bias, config.stride, config.padding, relu).map(Some)
     }
 
     /// `train`: batch statistics (and a running-statistics update) for trainable norms.

@@ -3,7 +3,8 @@
 pub mod complexity;
 pub mod config;
 pub mod layers;
+pub mod nhwc;
 pub mod resnet;
 
 pub use config::{BlockKind, CifarShortcut, ResNetConfig, StemPool, StridePlacement, Topology};
-pub use resnet::{BuildOptions, DenseWindow, ResNet};
+pub use resnet::{Backend, BuildOptions, DenseWindow, ResNet};

@@ -3,17 +3,32 @@
 //! Tensor names follow torchvision/timm: `conv1`, `bn1`, `layer{1..4}.{block}.conv{k}`,
 //! `.bn{k}`, `.downsample.0` (projection conv), `.downsample.1` (its BN), `fc`.
 
-use candle_core::{bail, Module, Result, Tensor};
+use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::{Linear, VarBuilder};
 
 use super::config::{BlockKind, CifarShortcut, ResNetConfig, StemPool, StridePlacement, Topology};
 use super::layers::{global_avg_pool, ConvBn, ConvSpec, NormMode};
+use super::nhwc::{keep_freed_activations, to_nchw, to_nhwc, NhwcConv, NhwcMaxPool};
 
 /// How a model is built from its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BuildOptions {
     /// Fold each batch norm into the preceding convolution (the fast default).
     pub fold_bn: bool,
+    /// Which implementation runs inference.
+    pub backend: Backend,
+}
+
+/// The implementation behind inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The NHWC custom ops of `model::nhwc` wherever they apply (f32 on the CPU, batch norm
+    /// folded, inference), candle's ops elsewhere (GPU, training, unfolded norms).
+    #[default]
+    Fast,
+    /// candle's own ops everywhere: the plain path, for comparison and debugging.
+    Candle,
 }
 
 impl BuildOptions {
@@ -28,7 +43,7 @@ impl BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        Self { fold_bn: true }
+        Self { fold_bn: true, backend: Backend::Fast }
     }
 }
 
@@ -182,6 +197,107 @@ impl Block {
     }
 }
 
+/// A block on the fast NHWC path: the same convolutions as [`Block`], each with its ReLU (the
+/// last one's after the shortcut's sum) fused in.
+#[derive(Debug, Clone)]
+struct NhwcBlock {
+    convs: Vec<NhwcConv>,
+    shortcut: NhwcShortcut,
+}
+
+#[derive(Debug, Clone)]
+enum NhwcShortcut {
+    Identity,
+    Projection(NhwcConv),
+    ZeroPad { stride: usize, extra_channels: usize },
+}
+
+impl NhwcBlock {
+    /// `None` when a convolution cannot take the fast path (its norm is not folded).
+    fn new(block: &Block) -> Result<Option<Self>> {
+        // Every ReLU is fused: after each inner convolution, and after the last one's residual sum.
+        let mut convs = Vec::with_capacity(block.convs.len());
+        for conv in &block.convs {
+            let Some(fast) = conv.to_nhwc(true)? else { return Ok(None) };
+            convs.push(fast);
+        }
+        let shortcut = match &block.shortcut {
+            Shortcut::Identity => NhwcShortcut::Identity,
+            Shortcut::Projection(conv) => match conv.to_nhwc(false)? {
+                Some(fast) => NhwcShortcut::Projection(fast),
+                None => return Ok(None),
+            },
+            Shortcut::ZeroPad { stride, extra_channels } => {
+                NhwcShortcut::ZeroPad { stride: *stride, extra_channels: *extra_channels }
+            }
+        };
+        Ok(Some(Self { convs, shortcut }))
+    }
+
+    /// `x`: [N, H, W, C].
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let shortcut = match &self.shortcut {
+            NhwcShortcut::Identity => x.clone(),
+            NhwcShortcut::Projection(conv) => x.apply_op1_no_bwd(conv)?,
+            NhwcShortcut::ZeroPad { stride, extra_channels } => {
+                let x = if *stride > 1 {
+                    let (_, h, w, _) = x.dims4()?;
+                    let rows = strided_indices(0, h.div_ceil(*stride), *stride, x.device())?;
+                    let cols = strided_indices(0, w.div_ceil(*stride), *stride, x.device())?;
+                    x.index_select(&rows, 1)?.index_select(&cols, 2)?
+                } else {
+                    x.clone()
+                };
+                x.pad_with_zeros(3, 0, *extra_channels)?.contiguous()?
+            }
+        };
+        let (last, inner) = self.convs.split_last().ok_or_else(|| candle_core::Error::Msg("empty block".into()))?;
+        let mut y = x.clone();
+        for conv in inner {
+            y = y.apply_op1_no_bwd(conv)?;
+        }
+        y.apply_op2_no_bwd(&shortcut, last)
+    }
+}
+
+/// The fast NHWC twin of a ResNet's feature extractor (the head stays candle's).
+#[derive(Debug, Clone)]
+struct NhwcFeatures {
+    stem: NhwcConv,
+    pool: Option<NhwcMaxPool>,
+    blocks: Vec<NhwcBlock>,
+}
+
+impl NhwcFeatures {
+    fn new(config: &ResNetConfig, stem: &ConvBn, stages: &[Vec<Block>]) -> Result<Option<Self>> {
+        let Some(stem) = stem.to_nhwc(true)? else { return Ok(None) };
+        let pool = match config.topology {
+            Topology::Imagenet { stem_pool, .. } => Some(NhwcMaxPool(stem_pool)),
+            Topology::Cifar { .. } => None,
+        };
+        let mut blocks = Vec::new();
+        for block in stages.iter().flatten() {
+            match NhwcBlock::new(block)? {
+                Some(fast) => blocks.push(fast),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(Self { stem, pool, blocks }))
+    }
+
+    /// `x`: [N, 3, H, W] → the final feature map [N, C, h, w], as [`ResNet::features`].
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut x = to_nhwc(x)?.apply_op1_no_bwd(&self.stem)?;
+        if let Some(pool) = &self.pool {
+            x = x.apply_op1_no_bwd(pool)?;
+        }
+        for block in &self.blocks {
+            x = block.forward(&x)?;
+        }
+        to_nchw(&x)
+    }
+}
+
 /// A ResNet in eval mode.
 #[derive(Debug, Clone)]
 pub struct ResNet {
@@ -189,12 +305,27 @@ pub struct ResNet {
     stem: ConvBn,
     stages: Vec<Vec<Block>>,
     fc: Linear,
+    /// The fast path's ops (same weights), when the build options and device allow it.
+    nhwc: Option<NhwcFeatures>,
 }
 
 impl ResNet {
     /// Builds the model from `vb` (torchvision tensor names). The config must be valid.
     pub fn new(config: &ResNetConfig, vb: VarBuilder, options: BuildOptions) -> Result<Self> {
-        Self::build(config, vb, options.norm_mode())
+        let fast = options.backend == Backend::Fast && vb.device().is_cpu() && vb.dtype() == DType::F32;
+        let mut model = Self::build(config, vb, options.norm_mode())?;
+        if fast {
+            model.nhwc = NhwcFeatures::new(config, &model.stem, &model.stages)?;
+            if model.nhwc.is_some() {
+                keep_freed_activations();
+            }
+        }
+        Ok(model)
+    }
+
+    /// Whether inference runs on the fast NHWC path (see [`Backend`]).
+    pub fn uses_fast_path(&self) -> bool {
+        self.nhwc.is_some()
     }
 
     /// A trainable model: variables come from `vb` (a `VarMap` builder creates them with He
@@ -222,7 +353,7 @@ impl ResNet {
             })
             .collect::<Result<Vec<_>>>()?;
         let fc = candle_nn::linear(config.feature_channels(), config.num_classes, vb.pp("fc"))?;
-        Ok(Self { config: *config, stem, stages, fc })
+        Ok(Self { config: *config, stem, stages, fc, nhwc: None })
     }
 
     pub fn config(&self) -> &ResNetConfig {
@@ -249,6 +380,9 @@ impl ResNet {
                 "input {height}x{width} is too small for {}: each side must be at least {min_side}",
                 self.config.name()
             )
+        }
+        if let (Some(fast), false) = (&self.nhwc, train) {
+            return fast.forward(x);
         }
         let mut x = relu(&self.stem.forward_t(x, train)?, train)?;
         if let Topology::Imagenet { stem_pool, .. } = self.config.topology {

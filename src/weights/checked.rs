@@ -99,7 +99,8 @@ fn build(file: Option<&WeightsFile>, config: &ResNetConfig, options: &LoadOption
 
 /// Every tensor (name, shape) a model of this config reads, in construction order.
 pub fn tensor_specs(config: &ResNetConfig) -> CandleResult<Vec<TensorSpec>> {
-    let options = LoadOptions { build: BuildOptions { fold_bn: false }, ..LoadOptions::default() };
+    let options =
+        LoadOptions { build: BuildOptions { fold_bn: false, ..BuildOptions::default() }, ..LoadOptions::default() };
     let (model, record) = build(None, config, &options);
     model.map(|_| record.requested)
 }

@@ -36,8 +36,13 @@ pub fn input(name: &str) -> Tensor {
     tensor(&parity_file("inputs"), name)
 }
 
+/// A parity fixture model with the default backend (the fast path when `fold_bn`).
 pub fn load(weights: &str, config: &ResNetConfig, fold_bn: bool) -> ResNet {
-    let options = LoadOptions { build: BuildOptions { fold_bn }, ..LoadOptions::default() };
+    load_with(weights, config, BuildOptions { fold_bn, ..BuildOptions::default() })
+}
+
+pub fn load_with(weights: &str, config: &ResNetConfig, build: BuildOptions) -> ResNet {
+    let options = LoadOptions { build, ..LoadOptions::default() };
     load_resnet(&parity_file(weights), config, &options).expect("fixture weights load")
 }
 
@@ -72,6 +77,7 @@ pub fn audit_options(
         out: out.to_path_buf(),
         store_dir: store.to_path_buf(),
         device: resnet_audit::device::DeviceKind::Cpu,
+        backend: resnet_audit::model::Backend::default(),
         limit: None,
         command: label.into(),
     }
