@@ -38,6 +38,13 @@ fn main() -> BenchResult<()> {
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let budget = Duration::from_secs(seconds);
 
+    // The two paths compute the same logits (full width; the tests check the narrow fixtures).
+    let x = Tensor::randn(0f32, 1.0, (4, 3, 224, 224), &Device::Cpu)?;
+    let (a, b) = (fast.forward(&x)?, plain.forward(&x)?);
+    let diff = (&a - &b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    let agreement = format!("ours vs candle on 4 random images at 224: max |Δ logit| / max |logit| = {:.1e}", diff / scale);
+
     let mut lines = Vec::new();
     for (batch, side) in [(1, 224), (16, 224), (1, 448)] {
         let f = throughput(&fast, batch, side, budget)?;
@@ -71,5 +78,6 @@ fn main() -> BenchResult<()> {
         "shape", "ours", "candle", "PyTorch", "ours/candle", "ours/PyTorch"
     );
     lines.iter().for_each(|l| println!("{l}"));
+    println!("{agreement}");
     Ok(())
 }

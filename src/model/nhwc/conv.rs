@@ -72,7 +72,7 @@ pub struct Epilogue<'a> {
 
 /// A raw pointer that rayon tasks may share: every task writes a disjoint region.
 #[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
+pub(super) struct SharedMut(pub(super) *mut f32);
 // SAFETY: the tasks of one `forward` write disjoint (row, column) blocks of the output.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
@@ -84,16 +84,17 @@ thread_local! {
 
 /// How the output matrix is cut into tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tiling {
-    rows_per_tile: usize,
-    row_tiles: usize,
-    cols_per_part: usize,
-    col_parts: usize,
+pub(super) struct Tiling {
+    pub rows_per_tile: usize,
+    pub row_tiles: usize,
+    pub cols_per_part: usize,
+    pub col_parts: usize,
 }
 
-fn tiling(rows: usize, patch_len: usize, out_channels: usize, threads: usize) -> Tiling {
+/// Rows of `patch_len` inputs and `out_channels` outputs cut into tiles of about `tile_bytes`.
+pub(super) fn tiling(rows: usize, patch_len: usize, out_channels: usize, threads: usize, tile_bytes: usize) -> Tiling {
     let bytes_per_row = (patch_len + out_channels) * std::mem::size_of::<f32>();
-    let cache_rows = (TILE_BYTES / bytes_per_row).max(8);
+    let cache_rows = (tile_bytes / bytes_per_row).max(8);
     let mut row_tiles = rows.div_ceil(cache_rows).max(1);
     let mut col_parts = 1;
     if rows < threads * MIN_ROWS_PER_THREAD {
@@ -155,7 +156,7 @@ impl PackedConv {
         if let Some(residual) = epilogue.residual {
             debug_assert_eq!(residual.len(), rows * cols);
         }
-        let plan = tiling(rows, g.patch_len(), cols, rayon::current_num_threads());
+        let plan = tiling(rows, g.patch_len(), cols, rayon::current_num_threads(), TILE_BYTES);
         let mut output: Vec<f32> = Vec::with_capacity(rows * cols);
         let out = SharedMut(output.as_mut_ptr());
         let tasks = plan.row_tiles * plan.col_parts;
@@ -298,7 +299,7 @@ impl PackedConv {
 
 /// One output row's epilogue: (conv + bias) + residual, in the plain path's order of
 /// additions, then ReLU; one pass, with AVX-512 where the CPU has it.
-fn finish_row(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
+pub(super) fn finish_row(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU supports AVX-512F (checked just above).
@@ -432,14 +433,14 @@ mod tests {
         for (rows, patch, cols, threads) in
             [(49, 4608, 512, 2), (200_704, 147, 64, 2), (196, 2304, 256, 2), (1, 9, 10, 4)]
         {
-            let t = tiling(rows, patch, cols, threads);
+            let t = tiling(rows, patch, cols, threads, TILE_BYTES);
             assert!(t.rows_per_tile * t.row_tiles >= rows && t.rows_per_tile * (t.row_tiles - 1) < rows, "{t:?}");
             assert!(t.cols_per_part * t.col_parts >= cols && t.cols_per_part * (t.col_parts - 1) < cols, "{t:?}");
         }
         // layer4 at batch 1: one row tile, so the 512 channels are split between the threads.
-        assert_eq!(tiling(49, 4608, 512, 2).col_parts, 2);
+        assert_eq!(tiling(49, 4608, 512, 2, TILE_BYTES).col_parts, 2);
         // Enough rows: a multiple of the thread count of row tiles, channels whole.
-        let t = tiling(196, 2304, 256, 2);
+        let t = tiling(196, 2304, 256, 2, TILE_BYTES);
         assert_eq!((t.row_tiles % 2, t.col_parts), (0, 1));
     }
 }
