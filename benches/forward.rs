@@ -43,39 +43,52 @@ fn main() -> BenchResult<()> {
     let (a, b) = (fast.forward(&x)?, plain.forward(&x)?);
     let diff = (&a - &b)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
     let scale = b.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
-    let agreement = format!("ours vs candle on 4 random images at 224: max |Δ logit| / max |logit| = {:.1e}", diff / scale);
+    let agreement =
+        format!("ours vs candle on 4 random images at 224: max |Δ logit| / max |logit| = {:.1e}", diff / scale);
 
     let mut lines = Vec::new();
     for (batch, side) in [(1, 224), (16, 224), (1, 448)] {
         let f = throughput(&fast, batch, side, budget)?;
         let p = throughput(&plain, batch, side, budget)?;
         // One at a time: two processes sharing the cores would slow each other.
-        let torch = match &reference {
-            Some(r) => {
-                let args = ["forward", "--weights", &weights.to_string_lossy(), "--batch", &batch.to_string()]
-                    .into_iter()
-                    .map(String::from)
-                    .chain(["--side".into(), side.to_string(), "--seconds".into(), seconds.to_string()])
-                    .collect::<Vec<_>>();
-                Some(r.images_per_second(&args)?)
-            }
-            None => None,
+        let torch = |mode: &str| -> Result<Option<f64>, String> {
+            let Some(r) = &reference else { return Ok(None) };
+            let weights = weights.to_string_lossy();
+            let (batch, side, seconds) = (batch.to_string(), side.to_string(), seconds.to_string());
+            let args = [
+                "forward",
+                "--weights",
+                &weights,
+                "--batch",
+                &batch,
+                "--side",
+                &side,
+                "--seconds",
+                &seconds,
+                "--mode",
+                mode,
+            ];
+            r.images_per_second(&args.map(String::from)).map(Some)
         };
+        let (eager, frozen) = (torch("eager")?, torch("frozen")?);
         lines.push(format!(
-            "{:<16} {f:>9.2} {p:>9.2} {:>11} {:>13} {:>13}",
+            "{:<14} {f:>7.2} {p:>7.2} {:>8} {:>8} {:>8} {:>8} {:>8}",
             format!("batch {batch} @{side}"),
-            figure(torch),
+            figure(eager),
+            figure(frozen),
             format!("{:.2}x", f / p),
-            ratio(f, torch)
+            ratio(f, eager),
+            ratio(f, frozen)
         ));
     }
     println!("\nForward, ResNet-50 v1.5, f32, random weights, CPU, {threads} threads; images/s (higher is better)");
     if let Some(r) = &reference {
-        println!("PyTorch: {} (channels_last, same weights)", r.versions);
+        println!("PyTorch: {}, channels_last, same weights: eager (torchvision's module) and frozen", r.versions);
+        println!("(TorchScript + optimize_for_inference: BN folded, conv+ReLU fused; its fastest CPU mode here)");
     }
     println!(
-        "{:<16} {:>9} {:>9} {:>11} {:>13} {:>13}",
-        "shape", "ours", "candle", "PyTorch", "ours/candle", "ours/PyTorch"
+        "{:<14} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "shape", "ours", "candle", "eager", "frozen", "/candle", "/eager", "/frozen"
     );
     lines.iter().for_each(|l| println!("{l}"));
     println!("{agreement}");

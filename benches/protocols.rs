@@ -152,21 +152,22 @@ fn main() -> BenchResult<()> {
     for (name, spec) in [("(i) center-crop", &center), ("(ii) ten-crop", &ten)] {
         let ours = samples.len() as f64 / time_evaluate(&fast, 1000, spec, &samples)?;
         let candle = samples.len() as f64 / time_evaluate(&plain, 1000, spec, &samples)?;
-        let torch = match &reference {
-            Some(r) => {
-                let kind = if spec == &center { "center-crop" } else { "ten-crop" };
-                let args =
-                    ["protocol", "--weights", &weights.to_string_lossy(), "--images", &image_dir, "--protocol", kind];
-                Some(r.images_per_second(&args.map(String::from))?)
-            }
-            None => None,
+        let torch = |mode: &str| -> Result<Option<f64>, String> {
+            let Some(r) = &reference else { return Ok(None) };
+            let kind = if spec == &center { "center-crop" } else { "ten-crop" };
+            let weights = weights.to_string_lossy();
+            let args = ["protocol", "--weights", &weights, "--images", &image_dir, "--protocol", kind, "--mode", mode];
+            r.images_per_second(&args.map(String::from)).map(Some)
         };
+        let (eager, frozen) = (torch("eager")?, torch("frozen")?);
         versus.push(format!(
-            "{name:<18} {:>6} {ours:>9.2} {candle:>9.2} {:>9} {:>13} {:>13}",
+            "{name:<16} {:>6} {ours:>7.2} {candle:>7.2} {:>8} {:>8} {:>8} {:>8} {:>8}",
             samples.len(),
-            figure(torch),
+            figure(eager),
+            figure(frozen),
             format!("{:.2}x", ours / candle),
-            ratio(ours, torch)
+            ratio(ours, eager),
+            ratio(ours, frozen)
         ));
     }
 
@@ -177,13 +178,13 @@ fn main() -> BenchResult<()> {
     println!("\nEnd to end (decode → views → ResNet-50 full width, random weights → scores), images/s");
     if let Some(r) = &reference {
         println!(
-            "PyTorch: {} (PIL decode in a DataLoader with 1 worker, channels_last model, same weights)",
+            "PyTorch: {} (PIL decode in a DataLoader with 1 worker, channels_last model eager or frozen, same weights)",
             r.versions
         );
     }
     println!(
-        "{:<18} {:>6} {:>9} {:>9} {:>9} {:>13} {:>13}",
-        "protocol", "images", "ours", "candle", "PyTorch", "ours/candle", "ours/PyTorch"
+        "{:<16} {:>6} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "protocol", "images", "ours", "candle", "eager", "frozen", "/candle", "/eager", "/frozen"
     );
     versus.iter().for_each(|l| println!("{l}"));
     println!("total bench time {:.1} s", total.elapsed().as_secs_f64());

@@ -114,27 +114,14 @@ impl NhwcConv {
         if c != g.in_channels {
             bail!("{}: expected {} input channels, got [{n}, {h}, {w}, {c}]", self.name_str(), g.in_channels)
         }
-        let Some((oh, ow)) = g.output_size(h, w) else {
-            bail!("{}: a {k}x{k} kernel does not fit a {h}x{w} input", self.name_str(), k = g.kernel)
-        };
-        if let Some(res) = residual {
-            if res.len() != n * oh * ow * g.out_channels {
-                bail!(
-                    "{}: residual has {} values, the output [{n}, {oh}, {ow}, {}] needs {}",
-                    self.name_str(),
-                    res.len(),
-                    g.out_channels,
-                    n * oh * ow * g.out_channels
-                )
-            }
-        }
         let epilogue = Epilogue { residual, relu: self.relu };
-        let out = match &self.algorithm {
-            Algorithm::Gemm(packed) => packed.forward(input, n, h, w, epilogue).0,
+        let fail = |e: String| candle_core::Error::Msg(format!("{}: {e}", self.name_str()));
+        let (out, oh, ow) = match &self.algorithm {
+            Algorithm::Gemm(direct) => direct.forward(input, n, h, w, epilogue).map_err(fail)?,
             Algorithm::Winograd { winograd, .. } if n * h.div_ceil(2) * w.div_ceil(2) >= MIN_WINOGRAD_TILES => {
-                winograd.forward(input, n, h, w, epilogue)
+                (winograd.forward(input, n, h, w, epilogue).map_err(fail)?, h, w)
             }
-            Algorithm::Winograd { direct, .. } => direct.forward(input, n, h, w, epilogue).0,
+            Algorithm::Winograd { direct, .. } => direct.forward(input, n, h, w, epilogue).map_err(fail)?,
         };
         Ok((CpuStorage::F32(out), Shape::from((n, oh, ow, g.out_channels))))
     }

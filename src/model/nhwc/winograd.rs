@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::conv::{finish_row, tiling, Epilogue, SharedMut};
+use super::conv::{finish_row, tiling, ConvGeometry, Epilogue, SharedMut};
 
 /// Bytes of transformed input plus products one block aims at: the 16 GEMMs of a block each
 /// touch a sixteenth of it, and fewer, larger calls amortise gemm's per-call setup.
@@ -59,10 +59,11 @@ impl WinogradConv {
     }
 
     /// Convolves `input` ([n, h, w, in_channels], contiguous; same-size output) and applies
-    /// `epilogue`. The caller has checked the shapes.
-    pub fn forward(&self, input: &[f32], n: usize, h: usize, w: usize, epilogue: Epilogue) -> Vec<f32> {
+    /// `epilogue`, or says what is wrong with the shapes.
+    pub fn forward(&self, input: &[f32], n: usize, h: usize, w: usize, epilogue: Epilogue) -> Result<Vec<f32>, String> {
         let (ci, co) = (self.in_channels, self.out_channels);
-        debug_assert_eq!(input.len(), n * h * w * ci);
+        let geometry = ConvGeometry { in_channels: ci, out_channels: co, kernel: 3, stride: 1, padding: 1 };
+        geometry.check(input.len(), (n, h, w), epilogue.residual)?;
         let (tiles_y, tiles_x) = (h.div_ceil(2), w.div_ceil(2));
         let tiles = n * tiles_y * tiles_x;
         let plan = tiling(tiles, 16 * ci, 16 * co, rayon::current_num_threads(), BLOCK_BYTES);
@@ -87,7 +88,7 @@ impl WinogradConv {
         }
         // SAFETY: the tiles cover every output pixel exactly once, each with every channel.
         unsafe { output.set_len(n * h * w * co) };
-        output
+        Ok(output)
     }
 
     fn block(
@@ -426,7 +427,7 @@ fn transform_output_generic(m: &[f32], local: usize, count: usize, width: usize,
 
 #[cfg(test)]
 mod tests {
-    use super::super::conv::{ConvGeometry, PackedConv};
+    use super::super::conv::PackedConv;
     use super::*;
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -455,8 +456,8 @@ mod tests {
             for epilogue in
                 [Epilogue { residual: None, relu: false }, Epilogue { residual: Some(&residual), relu: true }]
             {
-                let (expected, _, _) = direct.forward(&input, n, h, w, epilogue);
-                let got = winograd.forward(&input, n, h, w, epilogue);
+                let (expected, _, _) = direct.forward(&input, n, h, w, epilogue).unwrap();
+                let got = winograd.forward(&input, n, h, w, epilogue).unwrap();
                 assert_eq!(got.len(), expected.len());
                 let scale = expected.iter().fold(0f32, |a, b| a.max(b.abs()));
                 for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
