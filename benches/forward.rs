@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
-use common::{both_backends, figure, random_tensors, ratio, Reference};
-use resnet_audit::model::{ResNet, ResNetConfig};
+use common::{figure, ratio, Versus};
+use resnet_audit::model::ResNet;
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -27,14 +27,8 @@ fn throughput(model: &ResNet, batch: usize, side: usize, budget: Duration) -> ca
 
 fn main() -> BenchResult<()> {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let config = ResNetConfig::imagenet(50, 1000);
     let threads = rayon::current_num_threads();
-    let tensors = random_tensors(&config)?;
-    let (fast, plain) = both_backends(&config, &tensors)?;
-    let reference = Reference::find(&root);
-    let dir = tempfile::tempdir()?;
-    let weights = dir.path().join("resnet50.safetensors");
-    candle_core::safetensors::save(&tensors, &weights)?;
+    let Versus { fast, plain, reference, weights, .. } = &Versus::resnet50(&root)?;
     let seconds: u64 = std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
     let budget = Duration::from_secs(seconds);
 
@@ -48,8 +42,8 @@ fn main() -> BenchResult<()> {
 
     let mut lines = Vec::new();
     for (batch, side) in [(1, 224), (16, 224), (1, 448)] {
-        let f = throughput(&fast, batch, side, budget)?;
-        let p = throughput(&plain, batch, side, budget)?;
+        let f = throughput(fast, batch, side, budget)?;
+        let p = throughput(plain, batch, side, budget)?;
         // One at a time: two processes sharing the cores would slow each other.
         let torch = |mode: &str| -> Result<Option<f64>, String> {
             let Some(r) = &reference else { return Ok(None) };

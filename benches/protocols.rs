@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::Device;
-use common::{both_backends, figure, random_tensors, ratio, Reference};
+use common::{figure, ratio, Versus};
 use rayon::prelude::*;
 use resnet_audit::dataset::Sample;
 use resnet_audit::decode::decode_rgb;
@@ -140,18 +140,12 @@ fn main() -> BenchResult<()> {
     // 3. The same, full width, on every photo: ours (fast path), candle's plain path, and
     //    PyTorch + torchvision (PIL decode, Resize(256), crops, the channels_last model) on the
     //    same weights. One at a time, so they never share the cores.
-    let config = ResNetConfig::imagenet(50, 1000);
-    let tensors = random_tensors(&config)?;
-    let (fast, plain) = both_backends(&config, &tensors)?;
-    let reference = Reference::find(&root);
-    let dir = tempfile::tempdir()?;
-    let weights = dir.path().join("resnet50.safetensors");
-    candle_core::safetensors::save(&tensors, &weights)?;
+    let Versus { fast, plain, reference, weights, .. } = &Versus::resnet50(&root)?;
     let image_dir = paths[0].parent().ok_or("image folder")?.to_string_lossy().into_owned();
     let mut versus = Vec::new();
     for (name, spec) in [("(i) center-crop", &center), ("(ii) ten-crop", &ten)] {
-        let ours = samples.len() as f64 / time_evaluate(&fast, 1000, spec, &samples)?;
-        let candle = samples.len() as f64 / time_evaluate(&plain, 1000, spec, &samples)?;
+        let ours = samples.len() as f64 / time_evaluate(fast, 1000, spec, &samples)?;
+        let candle = samples.len() as f64 / time_evaluate(plain, 1000, spec, &samples)?;
         let torch = |mode: &str| -> Result<Option<f64>, String> {
             let Some(r) = &reference else { return Ok(None) };
             let kind = if spec == &center { "center-crop" } else { "ten-crop" };

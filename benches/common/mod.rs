@@ -50,6 +50,28 @@ pub fn both_backends(
     Ok((fast, plain))
 }
 
+/// A full-width ResNet-50 v1.5 with random weights on both paths, and PyTorch (when present)
+/// with the same weights, written to a temporary safetensors file.
+pub struct Versus {
+    pub fast: ResNet,
+    pub plain: ResNet,
+    pub reference: Option<Reference>,
+    pub weights: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Versus {
+    pub fn resnet50(root: &Path) -> Result<Self, Box<dyn std::error::Error>> {
+        let config = ResNetConfig::imagenet(50, 1000);
+        let tensors = random_tensors(&config)?;
+        let (fast, plain) = both_backends(&config, &tensors)?;
+        let dir = tempfile::tempdir()?;
+        let weights = dir.path().join("resnet50.safetensors");
+        candle_core::safetensors::save(&tensors, &weights)?;
+        Ok(Self { fast, plain, reference: Reference::find(root), weights, _dir: dir })
+    }
+}
+
 /// PyTorch + torchvision run through `benches/reference.py`, with the same thread count.
 pub struct Reference {
     python: PathBuf,

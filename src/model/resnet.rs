@@ -143,14 +143,7 @@ impl Shortcut {
             Shortcut::Projection(conv) => conv.forward_t(x, train),
             Shortcut::ZeroPad { stride, extra_channels } => {
                 // x[:, :, ::s, ::s], by index selection (which, unlike a strided pool, has a gradient).
-                let x = if *stride > 1 {
-                    let (_, _, h, w) = x.dims4()?;
-                    let rows = strided_indices(0, h.div_ceil(*stride), *stride, x.device())?;
-                    let cols = strided_indices(0, w.div_ceil(*stride), *stride, x.device())?;
-                    x.index_select(&rows, 2)?.index_select(&cols, 3)?
-                } else {
-                    x.clone()
-                };
+                let x = subsample(x, *stride, (2, 3))?;
                 x.pad_with_zeros(1, 0, *extra_channels)
             }
         }
@@ -240,14 +233,7 @@ impl NhwcBlock {
             NhwcShortcut::Identity => x.clone(),
             NhwcShortcut::Projection(conv) => x.apply_op1_no_bwd(conv)?,
             NhwcShortcut::ZeroPad { stride, extra_channels } => {
-                let x = if *stride > 1 {
-                    let (_, h, w, _) = x.dims4()?;
-                    let rows = strided_indices(0, h.div_ceil(*stride), *stride, x.device())?;
-                    let cols = strided_indices(0, w.div_ceil(*stride), *stride, x.device())?;
-                    x.index_select(&rows, 1)?.index_select(&cols, 2)?
-                } else {
-                    x.clone()
-                };
+                let x = subsample(x, *stride, (1, 2))?;
                 x.pad_with_zeros(3, 0, *extra_channels)?.contiguous()?
             }
         };
@@ -476,6 +462,17 @@ fn stem_max_pool(x: &Tensor, pool: StemPool, differentiable: bool) -> Result<Ten
         }
     }
     pooled.ok_or_else(|| candle_core::Error::Msg("empty pool window".into()))
+}
+
+/// Every `stride`-th row and column (`dims`: the height and width dimensions), starting at 0.
+fn subsample(x: &Tensor, stride: usize, (h_dim, w_dim): (usize, usize)) -> Result<Tensor> {
+    if stride == 1 {
+        return Ok(x.clone());
+    }
+    let (h, w) = (x.dim(h_dim)?, x.dim(w_dim)?);
+    let rows = strided_indices(0, h.div_ceil(stride), stride, x.device())?;
+    let cols = strided_indices(0, w.div_ceil(stride), stride, x.device())?;
+    x.index_select(&rows, h_dim)?.index_select(&cols, w_dim)
 }
 
 /// `start, start + step, …` (`count` indices) as a u32 tensor, for strided views that keep a gradient.

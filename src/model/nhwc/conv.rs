@@ -10,6 +10,7 @@
 //! channels are split as well, so that each thread reads only its share of the weights.
 
 use std::cell::RefCell;
+use std::ops::Range;
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -115,6 +116,26 @@ pub(super) struct Tiling {
     pub col_parts: usize,
 }
 
+impl Tiling {
+    /// Runs `block(rows, columns)` for every non-empty block of a [rows, cols] output, on rayon
+    /// when there is more than one.
+    pub fn for_each_block(&self, rows: usize, cols: usize, block: impl Fn(Range<usize>, Range<usize>) + Sync) {
+        let run = |task: usize| {
+            let (tile, part) = (task / self.col_parts, task % self.col_parts);
+            let r0 = tile * self.rows_per_tile;
+            let c0 = part * self.cols_per_part;
+            let (r1, c1) = ((r0 + self.rows_per_tile).min(rows), (c0 + self.cols_per_part).min(cols));
+            if r0 < r1 && c0 < c1 {
+                block(r0..r1, c0..c1);
+            }
+        };
+        match self.row_tiles * self.col_parts {
+            1 => run(0),
+            tasks => (0..tasks).into_par_iter().for_each(run),
+        }
+    }
+}
+
 /// Rows of `patch_len` inputs and `out_channels` outputs cut into tiles of about `tile_bytes`.
 pub(super) fn tiling(rows: usize, patch_len: usize, out_channels: usize, threads: usize, tile_bytes: usize) -> Tiling {
     let bytes_per_row = (patch_len + out_channels) * std::mem::size_of::<f32>();
@@ -186,22 +207,7 @@ impl PackedConv {
         let plan = tiling(rows, g.patch_len(), cols, rayon::current_num_threads(), TILE_BYTES);
         let mut output: Vec<f32> = Vec::with_capacity(rows * cols);
         let out = SharedMut(output.as_mut_ptr());
-        let tasks = plan.row_tiles * plan.col_parts;
-        let run = |task: usize| {
-            let (tile, part) = (task / plan.col_parts, task % plan.col_parts);
-            let r0 = tile * plan.rows_per_tile;
-            let r1 = (r0 + plan.rows_per_tile).min(rows);
-            let c0 = part * plan.cols_per_part;
-            let c1 = (c0 + plan.cols_per_part).min(cols);
-            if r0 < r1 && c0 < c1 {
-                self.tile(input, (h, w, oh, ow), r0..r1, c0..c1, out, epilogue);
-            }
-        };
-        if tasks == 1 {
-            run(0);
-        } else {
-            (0..tasks).into_par_iter().for_each(run);
-        }
+        plan.for_each_block(rows, cols, |r, c| self.tile(input, (h, w, oh, ow), r, c, out, epilogue));
         // SAFETY: the tasks above wrote every (row, column) of the output exactly once.
         unsafe { output.set_len(rows * cols) };
         Ok((output, oh, ow))
@@ -427,16 +433,7 @@ mod tests {
         out
     }
 
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        // A small LCG: deterministic, no dependency.
-        let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
-                (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
+    use super::super::test_values as values;
 
     #[test]
     fn every_geometry_matches_the_direct_convolution() {

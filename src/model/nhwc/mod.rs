@@ -37,6 +37,18 @@ pub fn keep_freed_activations() {
     });
 }
 
+/// Deterministic values in [−0.5, 0.5) for the kernels' tests (a small LCG: no dependency).
+#[cfg(test)]
+fn test_values(len: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+            (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
 /// [N, C, H, W] → [N, H, W, C] (contiguous).
 pub fn to_nhwc(x: &Tensor) -> Result<Tensor> {
     x.permute((0, 2, 3, 1))?.contiguous()

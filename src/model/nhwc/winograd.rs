@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 
 use gemm::Parallelism;
-use rayon::prelude::*;
 
 use super::conv::{finish_row, tiling, ConvGeometry, Epilogue, SharedMut};
 
@@ -70,22 +69,7 @@ impl WinogradConv {
         let mut output: Vec<f32> = Vec::with_capacity(n * h * w * co);
         let out = SharedMut(output.as_mut_ptr());
         let geometry = Geometry { h, w, tiles_y, tiles_x };
-        let run = |task: usize| {
-            let (block, part) = (task / plan.col_parts, task % plan.col_parts);
-            let t0 = block * plan.rows_per_tile;
-            let t1 = (t0 + plan.rows_per_tile).min(tiles);
-            let c0 = part * plan.cols_per_part;
-            let c1 = (c0 + plan.cols_per_part).min(co);
-            if t0 < t1 && c0 < c1 {
-                self.block(input, geometry, t0..t1, c0..c1, out, epilogue);
-            }
-        };
-        let tasks = plan.row_tiles * plan.col_parts;
-        if tasks == 1 {
-            run(0);
-        } else {
-            (0..tasks).into_par_iter().for_each(run);
-        }
+        plan.for_each_block(tiles, co, |t, c| self.block(input, geometry, t, c, out, epilogue));
         // SAFETY: the tiles cover every output pixel exactly once, each with every channel.
         unsafe { output.set_len(n * h * w * co) };
         Ok(output)
@@ -430,15 +414,7 @@ mod tests {
     use super::super::conv::PackedConv;
     use super::*;
 
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(2654435761).wrapping_add(7);
-        (0..len)
-            .map(|_| {
-                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
-                (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-            })
-            .collect()
-    }
+    use super::super::test_values as values;
 
     #[test]
     fn matches_the_direct_convolution_on_even_and_odd_sizes() {
