@@ -358,13 +358,13 @@ pub(super) fn finish_row(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, 
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn finish_row_avx512(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
+pub(super) unsafe fn finish_row_avx512(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
     // The same code, compiled for 16 lanes.
     finish_row_generic(o, bias, residual, relu)
 }
 
 #[inline(always)]
-fn finish_row_generic(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
+pub(super) fn finish_row_generic(o: &mut [f32], bias: &[f32], residual: Option<&[f32]>, relu: bool) {
     // Branches outside the loops, so each loop vectorises; NaN stays NaN without a ReLU.
     match (residual, relu) {
         (Some(residual), true) => {

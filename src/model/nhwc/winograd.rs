@@ -442,4 +442,50 @@ mod tests {
             }
         }
     }
+    /// The portable transforms (used on CPUs without AVX-512) compute exactly what the AVX-512
+    /// ones compute: the same operations in the same order, so the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn portable_transforms_equal_the_avx512_ones_bit_for_bit() {
+        use super::super::conv::{finish_row_avx512, finish_row_generic};
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let (count, ci, width) = (3, 37, 21); // masked tails on both sides
+        let pixels: Vec<Vec<f32>> = (0..16).map(|k| values(ci, 10 + k)).collect();
+        let d: [&[f32]; 16] = std::array::from_fn(|k| pixels[k].as_slice());
+        let (mut portable, mut avx) = (vec![0f32; 16 * count * ci], vec![0f32; 16 * count * ci]);
+        transform_input_generic(&d, &mut portable, 1, count, ci);
+        unsafe { transform_input_avx512(&d, &mut avx, 1, count, ci) };
+        assert_eq!(portable, avx);
+
+        let m = values(16 * count * width, 5);
+        let (bias, residual) = (values(width, 6), values(4 * width, 7));
+        for (residual, relu) in [(None, false), (Some(&residual), true)] {
+            let mut outs = [vec![0f32; 4 * width], vec![0f32; 4 * width]];
+            let residuals = residual.map(|r| std::array::from_fn(|k| &r[k * width..(k + 1) * width]));
+            for (which, out) in outs.iter_mut().enumerate() {
+                let mut chunks = out.chunks_exact_mut(width);
+                let mut rows: [&mut [f32]; 4] = std::array::from_fn(|_| chunks.next().unwrap());
+                rows[3] = &mut []; // a pixel off the image
+                if which == 0 {
+                    transform_output_generic(&m, 2, count, width, &mut rows);
+                    for (k, row) in rows.iter_mut().enumerate() {
+                        if !row.is_empty() {
+                            finish_row_generic(row, &bias, residuals.map(|r: [&[f32]; 4]| r[k]), relu);
+                        }
+                    }
+                } else {
+                    unsafe { transform_output_avx512(&m, (2, count, width), &mut rows, &bias, residuals, relu) };
+                }
+            }
+            assert_eq!(outs[0], outs[1], "residual {} relu {relu}", residual.is_some());
+            // The direct convolution's epilogue, alone.
+            let (mut portable, mut avx) = (m[..width].to_vec(), m[..width].to_vec());
+            let residual = residual.map(|r| &r[..width]);
+            finish_row_generic(&mut portable, &bias, residual, relu);
+            unsafe { finish_row_avx512(&mut avx, &bias, residual, relu) };
+            assert_eq!(portable, avx);
+        }
+    }
 }
