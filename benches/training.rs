@@ -11,6 +11,8 @@ use resnet_audit::model::{CifarShortcut, ResNet, ResNetConfig};
 use resnet_audit::train::{train_step, DecayScope, Sgd, SgdConfig};
 
 fn main() -> candle_core::Result<()> {
+    // As the CLI does: candle otherwise reads /proc/cpuinfo on every op.
+    resnet_audit::device::pin_thread_count();
     let device = Device::Cpu;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);

@@ -2,6 +2,17 @@
 
 use candle_core::Device;
 
+/// candle asks for the thread count on every op, and without `RAYON_NUM_THREADS` that reads
+/// /proc/cpuinfo each time (about 3,000 times a second in training). Call this once, before any
+/// thread starts (the CLI's and the benches' `main`), to fix it to the available parallelism.
+pub fn pin_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Single-threaded at this point: nothing else reads the environment concurrently.
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    }
+}
+
 /// Compute device named on the command line or in an experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -228,13 +228,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    // candle asks for the thread count on every op, and without RAYON_NUM_THREADS that reads
-    // /proc/cpuinfo each time (about 3,000 times a second in training). Fix it once, before any
-    // thread starts.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    }
+    resnet_audit::device::pin_thread_count();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
