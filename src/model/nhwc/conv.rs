@@ -261,29 +261,8 @@ impl PackedConv {
     /// `lhs` points at `m` rows of `patch_len` floats, `lhs_stride` apart; `dst` at `m` rows of
     /// stride `out_channels` with at least `c.len()` writable floats each.
     unsafe fn gemm(&self, lhs: *const f32, lhs_stride: usize, m: usize, c: std::ops::Range<usize>, dst: *mut f32) {
-        let k = self.geometry.patch_len();
-        let n = self.geometry.out_channels;
-        gemm::gemm(
-            m,
-            c.len(),
-            k,
-            dst,
-            1,
-            n as isize,
-            false,
-            lhs,
-            1,
-            lhs_stride as isize,
-            self.weights.as_ptr().add(c.start),
-            1,
-            n as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
+        let (k, n) = (self.geometry.patch_len(), self.geometry.out_channels);
+        gemm_rows((m, c.len(), k), (dst, n), (lhs, lhs_stride), (self.weights.as_ptr().add(c.start), n));
     }
 
     /// im2col for output rows `r`: each row's patch in (ky, kx, channel) order, zeros outside
@@ -331,6 +310,40 @@ impl PackedConv {
             }
         }
     }
+}
+
+/// dst = lhs · rhs for row-major matrices given as (pointer, row stride): lhs [m, k], rhs [k, n],
+/// dst [m, n], overwritten; single-threaded (the callers parallelise over blocks).
+///
+/// # Safety
+/// Each pointer must address its matrix's rows at its stride, dst writable and not aliased.
+pub(super) unsafe fn gemm_rows(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_stride): (*mut f32, usize),
+    (lhs, lhs_stride): (*const f32, usize),
+    (rhs, rhs_stride): (*const f32, usize),
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_stride as isize,
+        false,
+        lhs,
+        1,
+        lhs_stride as isize,
+        rhs,
+        1,
+        rhs_stride as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    );
 }
 
 /// Row stride of a tile's left-hand side: rows whose length is a multiple of 4 KiB would all

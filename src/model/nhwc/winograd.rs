@@ -9,9 +9,7 @@
 
 use std::cell::RefCell;
 
-use gemm::Parallelism;
-
-use super::conv::{finish_row, tiling, ConvGeometry, Epilogue, SharedMut};
+use super::conv::{finish_row, gemm_rows, tiling, ConvGeometry, Epilogue, SharedMut};
 
 /// Bytes of transformed input plus products one block aims at: the 16 GEMMs of a block each
 /// touch a sixteenth of it, and fewer, larger calls amortise gemm's per-call setup.
@@ -103,26 +101,11 @@ impl WinogradConv {
             for xi in 0..16 {
                 // SAFETY: V[ξ] is [count, ci], U[ξ] [ci, co] (columns c of it), M[ξ] [count, width].
                 unsafe {
-                    gemm::gemm(
-                        count,
-                        width,
-                        ci,
-                        m.as_mut_ptr().add(xi * count * width),
-                        1,
-                        width as isize,
-                        false,
-                        v.as_ptr().add(xi * count * ci),
-                        1,
-                        ci as isize,
-                        self.weights.as_ptr().add(xi * ci * co + c.start),
-                        1,
-                        co as isize,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        Parallelism::None,
+                    gemm_rows(
+                        (count, width, ci),
+                        (m.as_mut_ptr().add(xi * count * width), width),
+                        (v.as_ptr().add(xi * count * ci), ci),
+                        (self.weights.as_ptr().add(xi * ci * co + c.start), co),
                     )
                 };
             }
