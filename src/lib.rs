@@ -10,6 +10,7 @@ pub mod device;
 pub mod engine;
 pub mod eval;
 pub mod experiment;
+pub mod fsio;
 pub mod inspect;
 pub mod metrics;
 pub mod model;
