@@ -68,10 +68,10 @@ $(VENV)/.installed: fixtures/requirements.txt
 	$(VENV)/bin/pip install -q -r fixtures/requirements.txt
 	touch $@
 
-# Compile-check the CUDA backend (no GPU needed) with the toolchain from ../shared/tools.
+# Compile-check the CUDA backend (no GPU needed) with the toolchain from tools/ (a copy of the workplace script).
 CUDA_TOOLCHAIN ?= /tmp/cuda-toolchain
 # Its own target dir keeps the CPU build's artifacts intact.
 cuda-check:
 	$(CARGO) fetch --locked
-	test -f $(CUDA_TOOLCHAIN)/env.sh || ../shared/tools/cuda-toolchain.sh $(CUDA_TOOLCHAIN)
+	test -f $(CUDA_TOOLCHAIN)/env.sh || tools/cuda-toolchain.sh $(CUDA_TOOLCHAIN)
 	. $(CUDA_TOOLCHAIN)/env.sh && CARGO_TARGET_DIR=target/cuda $(CARGO) build --release --locked --features cuda

@@ -2,8 +2,9 @@
 //! better); the figures go into README's Performance section.
 //!
 //! 1. Decode + resize alone (`decode_rgb`, then shorter side 256, bilinear with Pillow's
-//!    antialiasing) over the real photos of `../shared/data/imagenet-sample/` (or, where that is
-//!    absent, `fixtures/images/`), on one thread and with rayon over the images.
+//!    antialiasing) over the real photos in `$RESNET_AUDIT_PHOTOS` (a folder of `.JPEG` photos,
+//!    e.g. one ImageNet validation image per class; or, where unset, `fixtures/images/`), on one
+//!    thread and with rayon over the images.
 //! 2. End to end through `engine::evaluate` (decode → views → model → combine, default settings,
 //!    a fresh store each run so nothing is read back) for protocols (i) center-crop and
 //!    (ii) ten-crop, on the narrow fixture ResNet-50.
@@ -33,13 +34,14 @@ type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 /// Classes of the fixture model.
 const FIXTURE_CLASSES: usize = 20;
 
+/// A folder of real photos (`.JPEG`) to benchmark on, when set.
+const PHOTOS_VAR: &str = "RESNET_AUDIT_PHOTOS";
+
 /// The photos to run over, and a description of where they came from.
 fn images(root: &Path) -> BenchResult<(Vec<PathBuf>, String)> {
-    let sample = root.join("../shared/data/imagenet-sample");
-    let (dir, what) = if sample.is_dir() {
-        (sample, "../shared/data/imagenet-sample")
-    } else {
-        (root.join("fixtures/images"), "fixtures/images (imagenet-sample absent)")
+    let (dir, what) = match std::env::var_os(PHOTOS_VAR).map(PathBuf::from) {
+        Some(photos) if photos.is_dir() => (photos.clone(), format!("{PHOTOS_VAR}={}", photos.display())),
+        _ => (root.join("fixtures/images"), format!("fixtures/images ({PHOTOS_VAR} unset)")),
     };
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?
         .map(|entry| entry.map(|e| e.path()))
@@ -51,7 +53,7 @@ fn images(root: &Path) -> BenchResult<(Vec<PathBuf>, String)> {
     if paths.is_empty() {
         return Err(format!("no .JPEG images in {}", dir.display()).into());
     }
-    Ok((paths, what.to_string()))
+    Ok((paths, what))
 }
 
 fn decode_resize(path: &Path) -> usize {
@@ -96,6 +98,7 @@ impl Row {
 fn main() -> BenchResult<()> {
     // As the CLI does: candle otherwise reads /proc/cpuinfo on every op.
     resnet_audit::device::pin_thread_count();
+    resnet_audit::model::nhwc::keep_freed_activations(); // as the CLI runs (see its main)
     let total = Instant::now();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let (paths, source) = images(&root)?;

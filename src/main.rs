@@ -1,135 +1,21 @@
-//! The `resnet-audit` command line.
+//! The `resnet-audit` command line: parses arguments (`cli.rs`), runs the library, reports
+//! errors with their cause chain.
+
+mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use clap::Parser;
 
 use resnet_audit::audit;
 use resnet_audit::caffe::{self, CaffeModel};
-use resnet_audit::device::DeviceKind;
 use resnet_audit::eval::{self, EvalOptions};
 use resnet_audit::experiment::LoadedExperiment;
 use resnet_audit::inspect::inspect;
-use resnet_audit::model::Backend;
 use resnet_audit::train::run::{summarize, train_seed_on, write_curve_chart, Recipe};
 use resnet_audit::weights::{HubSettings, WeightsFile, WeightsSource};
 
-#[derive(Parser)]
-#[command(name = "resnet-audit", version, about = "Audit published ResNet results under explicit test protocols")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Show what a weights file holds: depth, block type, stride variant, classes,
-    /// parameters and multiply-adds at 224x224.
-    Inspect {
-        /// A safetensors file, a Caffe .caffemodel (layers listed), or
-        /// hf://org/name[@revision]/file.safetensors (read from the
-        /// Hugging Face cache: HF_HUB_CACHE or HF_HOME; HF_HUB_OFFLINE=1 forbids downloads)
-        weights: String,
-    },
-    /// Convert released weights to safetensors in our naming.
-    #[command(subcommand)]
-    Convert(Convert),
-    /// Train a recipe (YAML) for one or more seeds: per-epoch curve (CSV and Parquet),
-    /// checkpoints, final weights that `eval` loads, and a per-seed summary (summary.csv) with
-    /// the mean ± std of the final validation errors.
-    Train {
-        /// The training recipe (relative paths inside it start from its own folder)
-        recipe: PathBuf,
-        /// Train this many seeds: the recipe's seed, seed + 1, …
-        #[arg(long, default_value_t = 1)]
-        seeds: u64,
-        /// Continue each seed from its checkpoint, when there is one
-        #[arg(long)]
-        resume: bool,
-        /// Where runs go: <out>/seed-<n>/{checkpoint,weights}.safetensors, curve.{csv,parquet};
-        /// <out>/summary.csv
-        #[arg(long)]
-        out: PathBuf,
-        /// Where the model, batches and labels live (data loading and augmentation stay on the CPU)
-        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-        device: DeviceKind,
-    },
-    /// Run every experiment (or resume it from the store) and write the report: measured vs
-    /// claimed numbers, charts, Markdown and HTML. Experiments whose data or weights are absent
-    /// are listed as not run, with the fix.
-    Audit(AuditArgs),
-    /// The CI gate: exit non-zero when a row of a written report drifted beyond its tolerance
-    Check {
-        /// A report folder written by `audit`
-        report: PathBuf,
-        /// Also fail on rows that were not run
-        #[arg(long)]
-        require_all: bool,
-    },
-    /// Evaluate an experiment's models under its protocols: prints top-1/top-5 error per
-    /// (model, protocol) and stores every image's scores (resuming an interrupted run).
-    Eval {
-        /// The experiment YAML (relative paths inside it start from its own folder)
-        experiment: PathBuf,
-        /// Only this model id (repeatable)
-        #[arg(long = "model", value_name = "ID")]
-        models: Vec<String>,
-        /// Only this protocol id (repeatable)
-        #[arg(long = "protocol", value_name = "ID")]
-        protocols: Vec<String>,
-        /// At most N images, evenly spaced over the dataset (a quick run; stored separately)
-        #[arg(long, value_name = "N")]
-        limit: Option<usize>,
-        #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-        device: DeviceKind,
-        /// `fast`: NHWC convolutions with fused epilogues on the CPU (f32, BN folded);
-        /// `candle`: candle's plain ops, for comparison and debugging
-        #[arg(long, value_enum, default_value_t = Backend::Fast)]
-        backend: Backend,
-        /// Where per-image results are stored
-        #[arg(long, default_value = "reports/store")]
-        store: PathBuf,
-    },
-}
-
-#[derive(Args)]
-struct AuditArgs {
-    /// Experiment files, or folders of them (their *.yaml, not recursive)
-    #[arg(default_value = "experiments")]
-    paths: Vec<PathBuf>,
-    /// The report folder: results.parquet/.csv, charts, report.md, report.html, copies
-    #[arg(long, default_value = "reports/latest")]
-    out: PathBuf,
-    /// Where per-image results are stored (an interrupted audit resumes from it)
-    #[arg(long, default_value = "reports/store")]
-    store: PathBuf,
-    /// At most N images per experiment, evenly spaced (a quick look; stored separately)
-    #[arg(long, value_name = "N")]
-    limit: Option<usize>,
-    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
-    device: DeviceKind,
-    /// `fast`: NHWC convolutions with fused epilogues on the CPU (f32, BN folded);
-    /// `candle`: candle's plain ops, for comparison and debugging
-    #[arg(long, value_enum, default_value_t = Backend::Fast)]
-    backend: Backend,
-}
-
-#[derive(Subcommand)]
-enum Convert {
-    /// A Caffe ResNet (the 2015 release): BatchNorm/Scale split, stride on the first 1x1, ceil-mode
-    /// pool1, recorded in the output's metadata; optionally its mean image.
-    Caffe {
-        /// ResNet-50/101/152-model.caffemodel
-        model: PathBuf,
-        /// ResNet_mean.binaryproto: written beside the output as <out stem>_mean.safetensors
-        #[arg(long)]
-        mean: Option<PathBuf>,
-        /// The safetensors file to write
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
+use cli::{Cli, Command, Convert};
 
 fn convert_caffe(model: &std::path::Path, mean: Option<&std::path::Path>, out: &std::path::Path) -> anyhow::Result<()> {
     let caffe = CaffeModel::read(model)?;
@@ -161,7 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let base = recipe.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
             let base = base.unwrap_or(std::path::Path::new(".")).to_path_buf();
             let parsed: Recipe = resnet_audit::yaml::read(&recipe)?;
-            let device = device.open()?;
+            let device = resnet_audit::device::DeviceKind::from(device).open()?;
             let mut runs = Vec::new();
             for k in 0..seeds {
                 let seed = parsed.seed + k;
@@ -184,8 +70,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 paths: args.paths,
                 out: args.out.clone(),
                 store_dir: args.store,
-                device: args.device,
-                backend: args.backend,
+                device: args.runtime.device.into(),
+                backend: args.runtime.backend.into(),
                 limit: args.limit,
                 command,
             };
@@ -218,9 +104,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if outcome.not_run > 0 { " (pass --require-all to fail on those)" } else { "" }
             );
         }
-        Command::Eval { experiment, models, protocols, limit, device, backend, store } => {
+        Command::Eval { experiment, models, protocols, limit, runtime, store } => {
             let loaded = LoadedExperiment::read(&experiment)?;
-            let options = EvalOptions { models, protocols, limit, device, backend, store_dir: store };
+            let options = EvalOptions {
+                models,
+                protocols,
+                limit,
+                device: runtime.device.into(),
+                backend: runtime.backend.into(),
+                store_dir: store,
+            };
             print!("{}", eval::run(&loaded, &options)?);
         }
     }
@@ -229,6 +122,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     resnet_audit::device::pin_thread_count();
+    // Inference allocates every activation afresh; without this glibc unmaps and page-faults
+    // them back on every pass (up to 2x slower layers). Process-wide, hence here.
+    resnet_audit::model::nhwc::keep_freed_activations();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -21,6 +21,8 @@ fn a_thousand_images_do_not_grow_the_resident_set() {
         eprintln!("no /proc/self/statm: skipped");
         return;
     };
+    // As the CLI's main does; the bound below is for the process policy the binary runs with.
+    resnet_audit::model::nhwc::keep_freed_activations();
     let config = ResNetConfig::imagenet(50, 100).with_base_width(8).with_stride(StridePlacement::V1_5);
     let model = load("resnet50_w8", &config, true);
     assert!(model.uses_fast_path());

@@ -8,7 +8,7 @@ use candle_nn::{Linear, VarBuilder};
 
 use super::config::{BlockKind, CifarShortcut, ResNetConfig, StemPool, StridePlacement, Topology};
 use super::layers::{global_avg_pool, ConvBn, ConvSpec, NormMode};
-use super::nhwc::{keep_freed_activations, to_nchw, to_nhwc, NhwcConv, NhwcMaxPool};
+use super::nhwc::{to_nchw, to_nhwc, NhwcConv, NhwcMaxPool};
 
 /// How a model is built from its weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct BuildOptions {
 }
 
 /// The implementation behind inference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// The NHWC custom ops of `model::nhwc` wherever they apply (f32 on the CPU, batch norm
@@ -302,9 +302,6 @@ impl ResNet {
         let mut model = Self::build(config, vb, options.norm_mode())?;
         if fast {
             model.nhwc = NhwcFeatures::new(config, &model.stem, &model.stages)?;
-            if model.nhwc.is_some() {
-                keep_freed_activations();
-            }
         }
         Ok(model)
     }

@@ -1,6 +1,6 @@
 //! The test protocols (i)–(iv): how one image becomes model inputs ("views"), and how the
 //! views' outputs become one probability vector. Every knob the sources leave open is a field,
-//! defaulting to the most literal reading of its source (see ../shared/PROTOCOLS.md).
+//! defaulting to the most literal reading of its source (see docs/PROTOCOLS.md).
 
 pub mod ensemble;
 pub mod sweep;

@@ -18,7 +18,8 @@ pub use winograd::WinogradConv;
 use crate::model::StemPool;
 
 /// Makes the C allocator keep freed activation buffers for reuse instead of returning them to
-/// the system, once per process; called when a model takes the fast path.
+/// the system. A process-wide policy, so the program's `main` sets it (the CLI, the benches, the
+/// memory test), not the library; models are correct without it, only slower.
 ///
 /// Every op returns a fresh output buffer (candle owns it), up to 51 MB at batch 16. glibc
 /// serves blocks above 32 MB with `mmap` and unmaps them on free, so each forward pass would

@@ -1,0 +1,158 @@
+//! The command line's shape (clap): subcommands, their options and help. clap stays here; the
+//! library's types know nothing of it (the enums below map onto them).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use resnet_audit::device::DeviceKind;
+use resnet_audit::model::Backend;
+
+#[derive(Parser)]
+#[command(name = "resnet-audit", version, about = "Audit published ResNet results under explicit test protocols")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show what a weights file holds: depth, block type, stride variant, classes,
+    /// parameters and multiply-adds at 224x224.
+    Inspect {
+        /// A safetensors file, a Caffe .caffemodel (layers listed), or
+        /// hf://org/name[@revision]/file.safetensors (read from the
+        /// Hugging Face cache: HF_HUB_CACHE or HF_HOME; HF_HUB_OFFLINE=1 forbids downloads)
+        weights: String,
+    },
+    /// Convert released weights to safetensors in our naming.
+    #[command(subcommand)]
+    Convert(Convert),
+    /// Train a recipe (YAML) for one or more seeds: per-epoch curve (CSV and Parquet),
+    /// checkpoints, final weights that `eval` loads, and a per-seed summary (summary.csv) with
+    /// the mean ± std of the final validation errors.
+    Train {
+        /// The training recipe (relative paths inside it start from its own folder)
+        recipe: PathBuf,
+        /// Train this many seeds: the recipe's seed, seed + 1, …
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// Continue each seed from its checkpoint, when there is one
+        #[arg(long)]
+        resume: bool,
+        /// Where runs go: <out>/seed-<n>/{checkpoint,weights}.safetensors, curve.{csv,parquet};
+        /// <out>/summary.csv
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the model, batches and labels live (data loading and augmentation stay on the CPU)
+        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+        device: DeviceArg,
+    },
+    /// Run every experiment (or resume it from the store) and write the report: measured vs
+    /// claimed numbers, charts, Markdown and HTML. Experiments whose data or weights are absent
+    /// are listed as not run, with the fix.
+    Audit(AuditArgs),
+    /// The CI gate: exit non-zero when a row of a written report drifted beyond its tolerance
+    Check {
+        /// A report folder written by `audit`
+        report: PathBuf,
+        /// Also fail on rows that were not run
+        #[arg(long)]
+        require_all: bool,
+    },
+    /// Evaluate an experiment's models under its protocols: prints top-1/top-5 error per
+    /// (model, protocol) and stores every image's scores (resuming an interrupted run).
+    Eval {
+        /// The experiment YAML (relative paths inside it start from its own folder)
+        experiment: PathBuf,
+        /// Only this model id (repeatable)
+        #[arg(long = "model", value_name = "ID")]
+        models: Vec<String>,
+        /// Only this protocol id (repeatable)
+        #[arg(long = "protocol", value_name = "ID")]
+        protocols: Vec<String>,
+        /// At most N images, evenly spaced over the dataset (a quick run; stored separately)
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        /// Where per-image results are stored
+        #[arg(long, default_value = "reports/store")]
+        store: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub struct AuditArgs {
+    /// Experiment files, or folders of them (their *.yaml, not recursive)
+    #[arg(default_value = "experiments")]
+    pub paths: Vec<PathBuf>,
+    /// The report folder: results.parquet/.csv, charts, report.md, report.html, copies
+    #[arg(long, default_value = "reports/latest")]
+    pub out: PathBuf,
+    /// Where per-image results are stored (an interrupted audit resumes from it)
+    #[arg(long, default_value = "reports/store")]
+    pub store: PathBuf,
+    /// At most N images per experiment, evenly spaced (a quick look; stored separately)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Convert {
+    /// A Caffe ResNet (the 2015 release): BatchNorm/Scale split, stride on the first 1x1, ceil-mode
+    /// pool1, recorded in the output's metadata; optionally its mean image.
+    Caffe {
+        /// ResNet-50/101/152-model.caffemodel
+        model: PathBuf,
+        /// ResNet_mean.binaryproto: written beside the output as <out stem>_mean.safetensors
+        #[arg(long)]
+        mean: Option<PathBuf>,
+        /// The safetensors file to write
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Where and how models run: one flag group shared by `eval` and `audit`.
+#[derive(Args, Clone, Copy)]
+pub struct RuntimeArgs {
+    /// The compute device: `cpu`, or `cuda` (a build with `--features cuda` and an NVIDIA GPU)
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    /// `fast`: this crate's CPU convolutions (NHWC, batch norm folded, f32); `candle`: candle's
+    /// own operations, slower, for comparison and debugging. A GPU always runs candle's.
+    #[arg(long, value_enum, default_value_t = BackendArg::Fast)]
+    pub backend: BackendArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+impl From<DeviceArg> for DeviceKind {
+    fn from(arg: DeviceArg) -> Self {
+        match arg {
+            DeviceArg::Cpu => DeviceKind::Cpu,
+            DeviceArg::Cuda => DeviceKind::Cuda,
+        }
+    }
+}
+
+#[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BackendArg {
+    Fast,
+    Candle,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(arg: BackendArg) -> Self {
+        match arg {
+            BackendArg::Fast => Backend::Fast,
+            BackendArg::Candle => Backend::Candle,
+        }
+    }
+}
