@@ -600,24 +600,9 @@ fn now_utc() -> String {
     format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
-/// `resnet-audit <version> (git <commit>[, modified])`, the commit read at run time when in a checkout.
+/// The program and the commit it was built from (see [`crate::version`]).
 pub fn software_version() -> String {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let version = env!("CARGO_PKG_VERSION");
-    match git(&["rev-parse", "--short=12", "HEAD"]) {
-        Some(commit) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            format!("resnet-audit {version} (git {commit}{})", if dirty { ", with uncommitted changes" } else { "" })
-        }
-        None => format!("resnet-audit {version}"),
-    }
+    crate::version::software_version()
 }
 
 /// A `kind: training` experiment: models this project trains (recipes under `experiments/train/`),

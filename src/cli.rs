@@ -8,7 +8,7 @@ use resnet_audit::device::DeviceKind;
 use resnet_audit::model::Backend;
 
 #[derive(Parser)]
-#[command(name = "resnet-audit", version, about = "Audit published ResNet results under explicit test protocols")]
+#[command(name = "resnet-audit", version = resnet_audit::version::VERSION, about = "Audit published ResNet results under explicit test protocols")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

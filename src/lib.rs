@@ -19,5 +19,6 @@ pub mod report;
 pub mod store;
 pub mod train;
 pub mod transform;
+pub mod version;
 pub mod weights;
 pub mod yaml;
