@@ -31,7 +31,7 @@ fn throughput(model: &ResNet, batch: usize, side: usize, budget: Duration) -> ca
 
 fn main() -> BenchResult<()> {
     // As the CLI does: candle otherwise reads /proc/cpuinfo on every op.
-    resnet_audit::device::pin_thread_count();
+    resnet_audit::device::pin_thread_count(None);
     resnet_audit::model::nhwc::keep_freed_activations(); // as the CLI runs (see its main)
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let threads = rayon::current_num_threads();

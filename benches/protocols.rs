@@ -97,7 +97,7 @@ impl Row {
 
 fn main() -> BenchResult<()> {
     // As the CLI does: candle otherwise reads /proc/cpuinfo on every op.
-    resnet_audit::device::pin_thread_count();
+    resnet_audit::device::pin_thread_count(None);
     resnet_audit::model::nhwc::keep_freed_activations(); // as the CLI runs (see its main)
     let total = Instant::now();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

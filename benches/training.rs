@@ -12,7 +12,7 @@ use resnet_audit::train::{train_step, DecayScope, Sgd, SgdConfig};
 
 fn main() -> candle_core::Result<()> {
     // As the CLI does: candle otherwise reads /proc/cpuinfo on every op.
-    resnet_audit::device::pin_thread_count();
+    resnet_audit::device::pin_thread_count(None);
     let device = Device::Cpu;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, &device);

@@ -10,8 +10,21 @@ use resnet_audit::model::Backend;
 #[derive(Parser)]
 #[command(name = "resnet-audit", version = resnet_audit::version::VERSION, about = "Audit published ResNet results under explicit test protocols")]
 pub struct Cli {
+    /// Worker threads for decoding and the CPU model [default: all available cores; under Slurm,
+    /// SLURM_CPUS_PER_TASK]
+    #[arg(short = 'j', long, global = true, value_name = "N", value_parser = positive)]
+    pub threads: Option<usize>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// A count of at least 1 (`--limit 0` or `-j 0` would silently do nothing).
+fn positive(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -51,7 +64,8 @@ pub enum Command {
     /// claimed numbers, charts, Markdown and HTML. Experiments whose data or weights are absent
     /// are listed as not run, with the fix.
     Audit(AuditArgs),
-    /// The CI gate: exit non-zero when a row of a written report drifted beyond its tolerance
+    /// The CI gate over a written report. Exit status: 0 the gate passed, 1 a row drifted beyond
+    /// its tolerance (or, with --require-all, was not run), 2 the report could not be read
     Check {
         /// A report folder written by `audit`
         report: PathBuf,
@@ -71,7 +85,7 @@ pub enum Command {
         #[arg(long = "protocol", value_name = "ID")]
         protocols: Vec<String>,
         /// At most N images, evenly spaced over the dataset (a quick run; stored separately)
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = positive)]
         limit: Option<usize>,
         #[command(flatten)]
         runtime: RuntimeArgs,
@@ -93,7 +107,7 @@ pub struct AuditArgs {
     #[arg(long, default_value = "reports/store")]
     pub store: PathBuf,
     /// At most N images per experiment, evenly spaced (a quick look; stored separately)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = positive)]
     pub limit: Option<usize>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,

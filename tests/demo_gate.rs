@@ -79,7 +79,8 @@ fn the_demo_reproduces_its_recorded_claims_and_a_changed_knob_fails_the_gate() {
         outcome.failures
     );
     let output = check_binary(&out_changed);
-    assert!(!output.status.success(), "check passed a drifted report");
+    // 1 is the gate's verdict; 2 would mean the report could not be read.
+    assert_eq!(output.status.code(), Some(1), "check on a drifted report");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("drift") && stderr.contains("failed the gate"), "{stderr}");
+    assert!(stderr.contains("drift") && stderr.contains("gate failed"), "{stderr}");
 }
