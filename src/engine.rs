@@ -16,10 +16,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Sample;
-use crate::decode::decode_rgb;
+use crate::decode::{decode_rgb, DecodeError};
 use crate::model::{DenseWindow, ResNet};
-use crate::protocol::{combine, prepare, Head, ProtocolSpec, ViewGroup};
-use crate::store::{ImageResult, ResultStore, Scored, StoreError, StoreKey};
+use crate::protocol::{combine, prepare, Head, ProtocolError, ProtocolSpec, ViewGroup};
+use crate::store::{ImageResult, Lookup, ResultStore, Scored, StoreError, StoreKey};
 use crate::transform::Normalizer;
 
 /// What to do with an image that cannot be decoded or prepared.
@@ -64,13 +64,28 @@ impl Default for Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("bad image {path}: {reason} (set `on_bad_image: skip` to skip such images)")]
-    BadImage { path: PathBuf, reason: String },
+    BadImage { path: PathBuf, reason: ImageError },
     #[error("forward pass on {count} view(s) of {width}x{height} (first image {first}): {error}")]
     Forward { width: u32, height: u32, count: usize, first: String, error: Box<candle_core::Error> },
+    #[error(
+        "model `{model}` gave non-finite logits (NaN or infinite) for image {image}: its weights or \
+         activations overflow, so its outputs cannot be ranked; nothing was stored for this chunk"
+    )]
+    NonFiniteLogits { model: String, image: PathBuf },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("settings: {0}")]
-    Settings(String),
+    #[error("settings: {field} must be at least 1")]
+    ZeroSetting { field: &'static str },
+}
+
+/// Why one image could not be turned into views (with `on_bad_image: skip`, the text is stored
+/// as the reason it was skipped).
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Views(#[from] ProtocolError),
 }
 
 /// A model ready to score images: its input convention and how its outputs map to dataset classes.
@@ -102,24 +117,27 @@ pub fn evaluate(
     settings: &Settings,
     store: &ResultStore,
 ) -> Result<Vec<ImageResult>, EngineError> {
-    if settings.batch_size == 0 || settings.chunk_size == 0 {
-        return Err(EngineError::Settings("batch_size and chunk_size must be at least 1".into()));
+    for (field, value) in [("batch_size", settings.batch_size), ("chunk_size", settings.chunk_size)] {
+        if value == 0 {
+            return Err(EngineError::ZeroSetting { field });
+        }
     }
-    if let Some(results) = store.load(&task.key)? {
-        check_ids(&store.final_path(&task.key), &results, task.samples)?;
+    if let Lookup::Found(results) = store.load(&task.key, Some(task.samples))? {
         return Ok(results);
     }
-    let chunks: Vec<&[Sample]> = task.samples.chunks(settings.chunk_size).collect();
-    let mut done: BTreeMap<usize, Vec<ImageResult>> = BTreeMap::new();
-    for (index, results) in store.load_parts(&task.key, settings.chunk_size)? {
-        let path = store.parts_dir(&task.key, settings.chunk_size);
-        let expected = chunks.get(index).ok_or_else(|| StoreError::Inconsistent {
-            path: path.clone(),
-            reason: format!("chunk {index} is beyond the {} chunks of this image list", chunks.len()),
-        })?;
-        check_ids(&path, &results, expected)?;
-        done.insert(index, results);
+    // Computing needs the key's lock: a second process on this store waits here, then finds the
+    // result the first one stored, instead of computing it twice.
+    let _lock = store.lock(&task.key)?;
+    match store.load(&task.key, Some(task.samples))? {
+        Lookup::Found(results) => return Ok(results),
+        Lookup::Absent => {}
+        Lookup::Unusable { path, reason } => {
+            store.set_aside(&path, &reason)?;
+        }
     }
+    let chunks: Vec<&[Sample]> = task.samples.chunks(settings.chunk_size).collect();
+    let mut done: BTreeMap<usize, Vec<ImageResult>> =
+        store.load_parts(&task.key, settings.chunk_size, &chunks)?.into_iter().collect();
     let todo: Vec<usize> = (0..chunks.len()).filter(|i| !done.contains_key(i)).collect();
     let already: usize = done.values().map(Vec::len).sum();
     let mut progress = Progress::new(&task.label, task.samples.len(), already);
@@ -152,24 +170,11 @@ pub fn evaluate(
     Ok(results)
 }
 
-fn check_ids(path: &std::path::Path, results: &[ImageResult], samples: &[Sample]) -> Result<(), StoreError> {
-    let same = results.len() == samples.len()
-        && results.iter().zip(samples).all(|(r, s)| r.image == s.id && r.label as usize == s.label);
-    if same {
-        Ok(())
-    } else {
-        Err(StoreError::Inconsistent {
-            path: path.to_path_buf(),
-            reason: "its images or labels differ from the dataset's".into(),
-        })
-    }
-}
-
-type Prepared = Result<Vec<ViewGroup>, String>;
+type Prepared = Result<Vec<ViewGroup>, ImageError>;
 
 fn prepare_sample(sample: &Sample, protocol: &ProtocolSpec, scorer: &Scorer) -> Prepared {
-    let image = decode_rgb(&sample.path).map_err(|e| e.to_string())?;
-    prepare(protocol, &image, scorer.normalizer).map_err(|e| e.to_string())
+    let image = decode_rgb(&sample.path)?;
+    Ok(prepare(protocol, &image, scorer.normalizer)?)
 }
 
 /// Batching key: views of one shape through one head can share a forward pass.
@@ -188,19 +193,22 @@ fn score_chunk(
     task: &Task,
     settings: &Settings,
     samples: &[Sample],
-    prepared: Vec<Prepared>,
+    mut prepared: Vec<Prepared>,
 ) -> Result<Vec<ImageResult>, EngineError> {
+    if settings.on_bad_image == OnBadImage::Fail {
+        if let Some(i) = prepared.iter().position(Result::is_err) {
+            if let Err(reason) = prepared.swap_remove(i) {
+                return Err(EngineError::BadImage { path: samples[i].path.clone(), reason });
+            }
+        }
+    }
     // (image, group) positions of every group, bucketed by shape; BTreeMap keeps the order fixed.
     let mut buckets: BTreeMap<BucketKey, Vec<(usize, usize)>> = BTreeMap::new();
     for (i, groups) in prepared.iter().enumerate() {
-        match groups {
-            Ok(groups) => groups.iter().enumerate().for_each(|(g, group)| {
+        if let Ok(groups) = groups {
+            groups.iter().enumerate().for_each(|(g, group)| {
                 buckets.entry(bucket_key(group)).or_default().push((i, g));
-            }),
-            Err(reason) if settings.on_bad_image == OnBadImage::Fail => {
-                return Err(EngineError::BadImage { path: samples[i].path.clone(), reason: reason.clone() })
-            }
-            Err(_) => {}
+            });
         }
     }
     let mut logits: Vec<Vec<Vec<Vec<f32>>>> =
@@ -225,7 +233,13 @@ fn score_chunk(
             let outputs = forward(scorer, batch.iter().map(group).collect(), &samples[batch[0].0].id)?;
             let mut rows = outputs.into_iter();
             for &(i, g) in batch {
-                logits[i][g] = rows.by_ref().take(group(&(i, g)).count).collect();
+                let views: Vec<Vec<f32>> = rows.by_ref().take(group(&(i, g)).count).collect();
+                // NaN or infinite logits would still sort into a plausible-looking top 5.
+                if views.iter().flatten().any(|logit| !logit.is_finite()) {
+                    let model = task.key.model.clone();
+                    return Err(EngineError::NonFiniteLogits { model, image: samples[i].path.clone() });
+                }
+                logits[i][g] = views;
             }
             start = end;
         }
@@ -237,7 +251,7 @@ fn score_chunk(
         .map(|((sample, prepared), logits)| ImageResult {
             image: sample.id.clone(),
             label: sample.label as u32,
-            outcome: prepared.map(|_| {
+            outcome: prepared.map_err(|reason| reason.to_string()).map(|_| {
                 let views: Vec<Vec<f32>> = logits.into_iter().flatten().collect();
                 scored(&combine(task.protocol, &views), scorer.output_map, scorer.num_classes)
             }),

@@ -11,13 +11,14 @@ use serde_json::json;
 use crate::dataset::{resolve_path, Dataset, DatasetError, Sample};
 use crate::device::{DeviceError, DeviceKind};
 use crate::engine::{self, EngineError, Scorer, Task};
-use crate::experiment::{LoadedExperiment, ModelEntry};
+use crate::experiment::{LoadedExperiment, ModelEntry, UnknownInput};
 use crate::inspect::{inspect, InspectError, StrideEvidence};
-use crate::metrics::{error_rates, mcnemar_exact, ErrorRates, McNemar};
+use crate::metrics::{mcnemar_exact, McNemar};
 use crate::model::{Backend, BlockKind, BuildOptions, ResNet, ResNetConfig};
 use crate::protocol::ensemble::{self, EnsembleError};
 use crate::protocol::ProtocolSpec;
-use crate::store::{ImageResult, ResultStore, StoreKey};
+use crate::scoring::{ErrorRates, LabelSet};
+use crate::store::{image_list_sha256, ImageResult, ResultStore, StoreKey};
 use crate::transform::{InputSpec, MeanSpec, NormalizeError, Normalizer};
 use crate::weights::{load_resnet, HubSettings, LoadOptions, WeightsError, WeightsFile, WeightsSource};
 
@@ -25,14 +26,28 @@ use crate::weights::{load_resnet, HubSettings, LoadOptions, WeightsError, Weight
 pub enum EvalError {
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    #[error("the experiment's dataset is an unresolved name: define it inline or import it")]
+    UnresolvedDataset,
     #[error("model `{model}`: {error}")]
     Weights { model: String, error: WeightsError },
+    /// The `weights` path itself (e.g. an unset variable in it), before any file is read.
+    #[error("model `{model}`: {error}")]
+    WeightsPath { model: String, error: DatasetError },
     #[error("model `{model}`: {error}")]
     Inspect { model: String, error: InspectError },
-    #[error("model `{model}`: {reason}")]
-    Model { model: String, reason: String },
+    #[error(
+        "model `{model}`: {} cannot tell v1 from v1.5 strides (identical tensors): set `stride: v1` or `stride: v1.5`",
+        path.display()
+    )]
+    AmbiguousStride { model: String, path: PathBuf },
+    #[error("model `{model}`: {error}")]
+    Input { model: String, error: UnknownInput },
     #[error("model `{model}`, input: {error}")]
     Normalize { model: String, error: NormalizeError },
+    /// The `input.mean.image` path.
+    #[error("model `{model}`: {error}")]
+    MeanImagePath { model: String, error: DatasetError },
+    /// Mapping the model's outputs onto the dataset's classes.
     #[error("model `{model}`: {error}")]
     Outputs { model: String, error: DatasetError },
     #[error("{model}/{protocol}: {error}")]
@@ -41,8 +56,8 @@ pub enum EvalError {
     Ensemble { protocol: String, error: EnsembleError },
     #[error(transparent)]
     Device(#[from] DeviceError),
-    #[error("{0}")]
-    Selection(String),
+    #[error("no {what} `{id}` in the experiment (it has: {})", available.join(", "))]
+    Unknown { what: &'static str, id: String, available: Vec<String> },
 }
 
 /// What to run, from the command line.
@@ -71,9 +86,8 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(model: &str, protocol: &str, summary: String, results: Vec<ImageResult>) -> Self {
-        let outcomes: Vec<(bool, bool)> = results.iter().filter_map(ImageResult::correct).collect();
-        let rates = error_rates(&outcomes);
+    fn new(model: &str, protocol: &str, summary: String, results: Vec<ImageResult>, labels: &LabelSet) -> Self {
+        let rates = labels.error_rates(&results);
         Self { model: model.into(), protocol: protocol.into(), summary, results, rates }
     }
 
@@ -137,12 +151,11 @@ pub fn load_model(
     device: &Device,
     backend: Backend,
 ) -> Result<LoadedModel, EvalError> {
-    let model_err = |reason: String| EvalError::Model { model: entry.id.clone(), reason };
     let weights = |error| EvalError::Weights { model: entry.id.clone(), error };
     let source = match WeightsSource::parse(&entry.weights).map_err(weights)? {
         WeightsSource::Local(path) => WeightsSource::Local(
             resolve_path(base, "weights", &path)
-                .map_err(|error| EvalError::Outputs { model: entry.id.clone(), error })?,
+                .map_err(|error| EvalError::WeightsPath { model: entry.id.clone(), error })?,
         ),
         hub => hub,
     };
@@ -153,10 +166,7 @@ pub fn load_model(
     match (entry.stride, inspection.stride) {
         (Some(stride), _) => config = config.with_stride(stride),
         (None, StrideEvidence::Unknown) if config.block_kind() == BlockKind::Bottleneck => {
-            return Err(model_err(format!(
-                "{} cannot tell v1 from v1.5 strides (identical tensors): set `stride: v1` or `stride: v1.5`",
-                path.display()
-            )))
+            return Err(EvalError::AmbiguousStride { model: entry.id.clone(), path })
         }
         _ => {}
     }
@@ -166,10 +176,10 @@ pub fn load_model(
     let build = BuildOptions { backend, ..BuildOptions::default() };
     let options = LoadOptions { device: device.clone(), build, ..LoadOptions::default() };
     let model = load_resnet(&file, &config, &options).map_err(weights)?;
-    let mut input = entry.input.spec().map_err(|e| model_err(e.to_string()))?;
+    let mut input = entry.input.spec().map_err(|error| EvalError::Input { model: entry.id.clone(), error })?;
     if let MeanSpec::Image { image, .. } = &mut input.mean {
         *image = resolve_path(base, "input.mean.image", image)
-            .map_err(|error| EvalError::Outputs { model: entry.id.clone(), error })?;
+            .map_err(|error| EvalError::MeanImagePath { model: entry.id.clone(), error })?;
     }
     let normalizer =
         Normalizer::new(&input, base).map_err(|error| EvalError::Normalize { model: entry.id.clone(), error })?;
@@ -196,7 +206,10 @@ fn weights_absent(error: &EvalError) -> bool {
         }
         // Not in the cache, or the download failed (no network): the `obtain` recipe is the fix either way.
         EvalError::Weights { error: WeightsError::NotCached { .. } | WeightsError::Download { .. }, .. } => true,
-        EvalError::Outputs { error: DatasetError::UnsetVariable { .. }, .. } => true,
+        // An unset variable in any of the model's paths, as before these errors had their own variants.
+        EvalError::WeightsPath { error: DatasetError::UnsetVariable { .. }, .. }
+        | EvalError::MeanImagePath { error: DatasetError::UnsetVariable { .. }, .. }
+        | EvalError::Outputs { error: DatasetError::UnsetVariable { .. }, .. } => true,
         _ => false,
     }
 }
@@ -211,11 +224,7 @@ pub fn evenly_spaced(samples: &[Sample], n: usize) -> Vec<Sample> {
 
 /// Everything the stored numbers depend on: its hash is the store key.
 fn describe(model: &LoadedModel, protocol: &ProtocolSpec, dataset: &Dataset, samples: &[Sample]) -> serde_json::Value {
-    let mut ids = sha2::Sha256::default();
-    for s in samples {
-        sha2::Digest::update(&mut ids, format!("{}\t{}\n", s.id, s.label).as_bytes());
-    }
-    let ids: String = sha2::Digest::finalize(ids).iter().map(|b| format!("{b:02x}")).collect();
+    let ids = image_list_sha256(samples.iter().map(|s| (s.id.as_str(), s.label)));
     json!({
         "weights_sha256": model.weights_sha256,
         "architecture": model.config,
@@ -231,27 +240,30 @@ fn describe(model: &LoadedModel, protocol: &ProtocolSpec, dataset: &Dataset, sam
     })
 }
 
-fn select<'a>(all: Vec<&'a str>, wanted: &[String], what: &str) -> Result<Vec<&'a str>, EvalError> {
+fn select<'a>(all: Vec<&'a str>, wanted: &[String], what: &'static str) -> Result<Vec<&'a str>, EvalError> {
     if let Some(missing) = wanted.iter().find(|w| !all.contains(&w.as_str())) {
-        return Err(EvalError::Selection(format!(
-            "no {what} `{missing}` in the experiment (it has: {})",
-            all.join(", ")
-        )));
+        return Err(unknown(what, missing, &all));
     }
     Ok(all.into_iter().filter(|id| wanted.is_empty() || wanted.iter().any(|w| w == id)).collect())
+}
+
+fn unknown(what: &'static str, id: &str, available: &[&str]) -> EvalError {
+    EvalError::Unknown { what, id: id.to_string(), available: available.iter().map(|a| a.to_string()).collect() }
 }
 
 /// Runs the selected models × protocols (ensembles after their members) and collects the table.
 pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalReport, EvalError> {
     let experiment = &loaded.experiment;
-    let dataset = experiment.dataset().map_err(EvalError::Selection)?.load(&loaded.base)?;
+    let dataset = experiment.dataset().map_err(|_| EvalError::UnresolvedDataset)?.load(&loaded.base)?;
+    let labels = LabelSet::for_dataset(&dataset);
     let samples = match options.limit {
         Some(n) => evenly_spaced(&dataset.samples, n),
         None => dataset.samples.clone(),
     };
-    let model_ids = select(experiment.models.iter().map(|m| m.id.as_str()).collect(), &options.models, "model")?;
-    let protocol_ids =
-        select(experiment.protocol_entries().map(|p| p.id.as_str()).collect(), &options.protocols, "protocol")?;
+    let all_models: Vec<&str> = experiment.models.iter().map(|m| m.id.as_str()).collect();
+    let all_protocols: Vec<&str> = experiment.protocol_entries().map(|p| p.id.as_str()).collect();
+    let model_ids = select(all_models.clone(), &options.models, "model")?;
+    let protocol_ids = select(all_protocols.clone(), &options.protocols, "protocol")?;
     let device = options.device.open()?;
     let store = ResultStore::new(&options.store_dir);
     let settings = loaded.settings();
@@ -284,7 +296,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         if models.contains_key(model_id) || not_run.iter().any(|(id, _)| id == model_id) {
             continue;
         }
-        let entry = experiment.model(model_id).ok_or_else(|| EvalError::Selection(format!("no model `{model_id}`")))?;
+        let entry = experiment.model(model_id).ok_or_else(|| unknown("model", model_id, &all_models))?;
         match load_model(entry, &loaded.base, &dataset, &device, options.backend) {
             Ok(model) => {
                 models.insert(model_id, model);
@@ -311,9 +323,8 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     let mut rows = Vec::new();
     for (model_id, protocol_id) in pairs {
         let model = &models[model_id];
-        let protocol = experiment
-            .protocol(protocol_id)
-            .ok_or_else(|| EvalError::Selection(format!("no protocol `{protocol_id}`")))?;
+        let protocol =
+            experiment.protocol(protocol_id).ok_or_else(|| unknown("protocol", protocol_id, &all_protocols))?;
         let description = describe(model, protocol, &dataset, &samples);
         let scorer = Scorer {
             model: &model.model,
@@ -332,7 +343,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         let engine_err = |error| EvalError::Engine { model: model_id.into(), protocol: protocol_id.into(), error };
         let results = engine::evaluate(&scorer, &task, &settings, &store).map_err(engine_err)?;
         if model_ids.contains(&model_id) && protocol_ids.contains(&protocol_id) {
-            rows.push(Row::new(model_id, protocol_id, protocol.summary(), results.clone()));
+            rows.push(Row::new(model_id, protocol_id, protocol.summary(), results.clone(), &labels));
         }
         computed.insert((model_id.to_string(), protocol_id.to_string()), results);
     }
@@ -344,9 +355,10 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             .collect();
         let results =
             ensemble::average(&members).map_err(|error| EvalError::Ensemble { protocol: id.to_string(), error })?;
-        rows.push(Row::new("ensemble", id, experiment.protocol(id).map(|p| p.summary()).unwrap_or_default(), results));
+        let summary = experiment.protocol(id).map(|p| p.summary()).unwrap_or_default();
+        rows.push(Row::new("ensemble", id, summary, results, &labels));
     }
-    let paired = paired_tests(&rows);
+    let paired = paired_tests(&rows, &labels);
     notes.extend(
         models.iter().filter_map(|(id, m)| m.normalizer.mean_image_policy().map(|policy| format!("{id}: {policy}"))),
     );
@@ -371,19 +383,17 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
 }
 
 /// McNemar's exact test on top-1 correctness for every pair of protocols of the same model.
-fn paired_tests(rows: &[Row]) -> Vec<Paired> {
+fn paired_tests(rows: &[Row], labels: &LabelSet) -> Vec<Paired> {
     let mut paired = Vec::new();
     for (i, a) in rows.iter().enumerate() {
         for b in rows[i + 1..].iter().filter(|b| b.model == a.model) {
-            let both: Vec<(bool, bool)> =
-                a.results.iter().zip(&b.results).filter_map(|(x, y)| Some((x.correct()?.0, y.correct()?.0))).collect();
-            let (ca, cb): (Vec<bool>, Vec<bool>) = both.iter().copied().unzip();
+            let (ca, cb) = labels.paired_top1(&a.results, &b.results);
             if let Ok(test) = mcnemar_exact(&ca, &cb) {
                 paired.push(Paired {
                     model: a.model.clone(),
                     a: a.protocol.clone(),
                     b: b.protocol.clone(),
-                    images: both.len(),
+                    images: ca.len(),
                     test,
                 });
             }

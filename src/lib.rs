@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod report;
+pub mod scoring;
 pub mod store;
 pub mod train;
 pub mod transform;

@@ -1,4 +1,5 @@
-//! Error rates with confidence intervals, and paired tests between protocols.
+//! Statistics over counts: Wilson intervals for proportions and McNemar's exact test for paired
+//! outcomes. What counts as correct is decided in `scoring`; this module only sees the counts.
 
 use serde::Serialize;
 
@@ -33,26 +34,6 @@ pub fn wilson(successes: u64, trials: u64, z: f64) -> Proportion {
     let low = if successes == 0 { 0.0 } else { (centre - half).max(0.0) };
     let high = if successes == trials { 1.0 } else { (centre + half).min(1.0) };
     Proportion { successes, trials, estimate: p, low, high }
-}
-
-/// Whether the label is among the first k of `ranked` (classes best first).
-pub fn in_top_k(ranked: &[i64], label: i64, k: usize) -> bool {
-    ranked.iter().take(k).any(|&c| c == label)
-}
-
-/// Top-1 and top-5 error over per-image outcomes, each with a Wilson 95% interval (errors = successes here).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct ErrorRates {
-    pub top1: Proportion,
-    pub top5: Proportion,
-}
-
-/// From per-image (top1_correct, top5_correct) booleans.
-pub fn error_rates(outcomes: &[(bool, bool)]) -> ErrorRates {
-    let trials = outcomes.len() as u64;
-    let top1_errors = outcomes.iter().filter(|(top1, _)| !top1).count() as u64;
-    let top5_errors = outcomes.iter().filter(|(_, top5)| !top5).count() as u64;
-    ErrorRates { top1: wilson(top1_errors, trials, Z95), top5: wilson(top5_errors, trials, Z95) }
 }
 
 /// McNemar's exact test on paired outcomes of two protocols over the same images.
@@ -192,39 +173,6 @@ mod tests {
     #[should_panic(expected = "successes out of")]
     fn wilson_rejects_more_successes_than_trials() {
         wilson(3, 2, Z95);
-    }
-
-    #[test]
-    fn in_top_k_edge_cases() {
-        let ranked = [7, 3, 9, 1, 4, 8];
-        assert!(in_top_k(&ranked, 7, 1));
-        assert!(!in_top_k(&ranked, 3, 1));
-        assert!(in_top_k(&ranked, 4, 5));
-        assert!(!in_top_k(&ranked, 8, 5), "the 6th class is outside the top 5");
-        assert!(in_top_k(&ranked, 8, 100), "k beyond the list means the whole list");
-        assert!(!in_top_k(&ranked, 2, 100));
-        assert!(!in_top_k(&ranked, 7, 0));
-        assert!(!in_top_k(&[], 7, 5));
-    }
-
-    #[test]
-    fn error_rates_counts_errors() {
-        // 5 images: 3 top-1 errors, 1 top-5 error.
-        let outcomes = [(true, true), (false, true), (false, false), (true, true), (false, true)];
-        let r = error_rates(&outcomes);
-        assert_eq!((r.top1.successes, r.top1.trials), (3, 5));
-        assert_eq!((r.top5.successes, r.top5.trials), (1, 5));
-        assert_close(r.top1.estimate, 0.6, 0.0, 1e-15, "top1");
-        assert_close(r.top5.estimate, 0.2, 0.0, 1e-15, "top5");
-        assert_eq!(r.top1, wilson(3, 5, Z95));
-        assert_eq!(r.top5, wilson(1, 5, Z95));
-    }
-
-    #[test]
-    fn error_rates_empty() {
-        let r = error_rates(&[]);
-        assert_eq!(r.top1.trials, 0);
-        assert!(r.top1.estimate.is_nan() && r.top5.estimate.is_nan());
     }
 
     #[test]

@@ -303,3 +303,141 @@ fn real_photos_run_through_every_protocol_kind() {
         assert_eq!((fields[1], fields[2]), (names.len().to_string().as_str(), "0"), "{line}");
     }
 }
+
+/// The narrow fixture model with every fc weight at f32::MAX: finite, so it passes any check of
+/// the weights for NaN or infinity, but the logits overflow to infinity in the forward pass.
+fn write_overflowing_weights(path: &Path) {
+    let mut bytes = std::fs::read(fixture("parity/protocol_r50_w8.safetensors")).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let fc = &header["fc.weight"];
+    assert_eq!(fc["dtype"], "F32");
+    let offsets: Vec<usize> =
+        fc["data_offsets"].as_array().unwrap().iter().map(|o| o.as_u64().unwrap() as usize).collect();
+    let data = 8 + header_len;
+    for value in bytes[data + offsets[0]..data + offsets[1]].chunks_exact_mut(4) {
+        value.copy_from_slice(&f32::MAX.to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn non_finite_logits_are_an_error_naming_the_image_and_the_model() {
+    let setup = Setup::new(1, "  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 64}\n", "");
+    let overflowing = setup.dir.path().join("overflowing.safetensors");
+    write_overflowing_weights(&overflowing);
+    let original = fixture("parity/protocol_r50_w8.safetensors").display().to_string();
+    let yaml = std::fs::read_to_string(setup.experiment()).unwrap();
+    std::fs::write(setup.experiment(), yaml.replace(&original, &overflowing.display().to_string())).unwrap();
+
+    let stderr = failure(&setup.eval("store", &["--model", "narrow"]));
+    assert!(stderr.contains("model `narrow`") && stderr.contains("non-finite logits"), "{stderr}");
+    // The first image in the dataset's order is the one named (sorted: class00/0_cmyk_160x120.JPEG).
+    let first = setup.dir.path().join("images/class00/0_cmyk_160x120.JPEG");
+    assert!(stderr.contains(&first.display().to_string()), "the image is named:\n{stderr}");
+    assert!(parquet_files(&setup.store("store")).is_empty(), "nothing was stored for the broken model");
+}
+
+/// The stored file of `model`'s `center` result.
+fn center_file(setup: &Setup, store: &str, model: &str) -> PathBuf {
+    let marker = format!("/{model}/center-");
+    let files = parquet_files(&setup.store(store));
+    files.into_iter().find(|f| f.to_string_lossy().contains(&marker)).unwrap_or_else(|| panic!("no {marker} file"))
+}
+
+fn set_aside_files(setup: &Setup, store: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut folders = vec![setup.store(store).join("set-aside")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Runs `narrow/center` again after `damage` changed its stored file: the file must be set aside
+/// (kept, and reported) and the result computed again, to the numbers of the first run.
+fn assert_damaged_file_is_recomputed(damage: impl FnOnce(&Setup, &Path)) {
+    let setup = Setup::new(1, "  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 64}\n", "");
+    let first = success(&setup.eval("store", &["--model", "narrow"]));
+    success(&setup.eval("store", &["--model", "narrow-v1"]));
+    let file = center_file(&setup, "store", "narrow");
+    damage(&setup, &file);
+
+    let again = setup.eval("store", &["--model", "narrow"]);
+    let stderr = text(&again.stderr);
+    assert!(stderr.contains(&file.display().to_string()) && stderr.contains("cannot be used"), "reported:\n{stderr}");
+    assert!(stderr.contains("images in"), "computed again:\n{stderr}");
+    assert_eq!(success(&again), first, "the numbers of the first run");
+    assert_eq!(set_aside_files(&setup, "store").len(), 1, "the damaged file is kept for inspection");
+    let third = setup.eval("store", &["--model", "narrow"]);
+    assert!(!text(&third.stderr).contains("images in"), "the recomputed file is used as it is");
+}
+
+#[test]
+fn a_store_file_copied_over_another_models_is_set_aside_and_recomputed() {
+    assert_damaged_file_is_recomputed(|setup, file| {
+        std::fs::copy(center_file(setup, "store", "narrow-v1"), file).unwrap();
+    });
+}
+
+#[test]
+fn a_truncated_store_file_is_set_aside_and_recomputed() {
+    assert_damaged_file_is_recomputed(|_, file| {
+        let bytes = std::fs::read(file).unwrap();
+        std::fs::write(file, &bytes[..bytes.len() / 2]).unwrap();
+    });
+}
+
+/// Lines saying a result was computed (`<model>/<protocol>: N images in ...`).
+fn computed_lines(stderr: &str) -> Vec<String> {
+    stderr.lines().filter(|l| l.contains(" images in ")).map(str::to_string).collect()
+}
+
+#[test]
+fn two_evals_on_one_store_compute_each_result_once() {
+    let protocols = "  - {id: fcn, kind: fully-convolutional, scales: [224, 288], flips: true}\n";
+    let setup = Setup::new(3, protocols, "run: {batch_size: 4, chunk_size: 2}\n");
+    let spawn = || {
+        setup.command("shared", &["--model", "narrow"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (table_a, table_b) = (success(&a), success(&b));
+    assert_eq!(table_a, table_b, "both print the same table");
+    let computed: Vec<String> =
+        computed_lines(&text(&a.stderr)).into_iter().chain(computed_lines(&text(&b.stderr))).collect();
+    assert_eq!(computed.len(), 1, "computed once, by one of them: {computed:?}");
+    assert!(computed[0].contains(&format!("{} images in", 3 * IMAGES.len())), "all of it by one: {computed:?}");
+    let locks: Vec<PathBuf> = std::fs::read_dir(setup.store("shared").join("narrow"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lock"))
+        .collect();
+    assert!(locks.is_empty(), "locks are removed when released: {locks:?}");
+}
+
+#[test]
+fn a_lock_left_by_a_dead_process_is_taken_over() {
+    let setup = Setup::new(1, "  - {id: center, kind: center-crop, resize: {shorter-side: 72}, crop: 64}\n", "");
+    let first = success(&setup.eval("store", &["--model", "narrow"]));
+    // Leave the lock file a killed run leaves: this host, a process that no longer exists.
+    let file = center_file(&setup, "store", "narrow");
+    std::fs::remove_file(&file).unwrap();
+    let mut ended = Command::new("true").spawn().unwrap();
+    ended.wait().unwrap();
+    let host = resnet_audit::fsio::host_name();
+    std::fs::write(file.with_extension("lock"), format!("host {host} pid {}\n", ended.id())).unwrap();
+
+    let again = setup.eval("store", &["--model", "narrow"]);
+    let stderr = text(&again.stderr);
+    assert!(stderr.contains("taking over the lock") && stderr.contains(&format!("pid {}", ended.id())), "{stderr}");
+    assert_eq!(success(&again), first);
+    assert!(!file.with_extension("lock").exists(), "the lock is released");
+}
