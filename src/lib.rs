@@ -11,6 +11,7 @@ pub mod engine;
 pub mod eval;
 pub mod experiment;
 pub mod fsio;
+pub mod import;
 pub mod inspect;
 pub mod metrics;
 pub mod model;

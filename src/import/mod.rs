@@ -1,0 +1,2 @@
+pub mod pytorch;
+pub mod torch7;
