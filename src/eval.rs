@@ -16,6 +16,7 @@ use crate::inspect::{inspect, InspectError, StrideEvidence};
 use crate::metrics::{error_rates, mcnemar_exact, ErrorRates, McNemar};
 use crate::model::{Backend, BlockKind, BuildOptions, ResNet, ResNetConfig};
 use crate::protocol::ensemble::{self, EnsembleError};
+use crate::protocol::sweep::{self, SweepError, SweepVariant};
 use crate::protocol::ProtocolSpec;
 use crate::store::{ImageResult, ResultStore, StoreKey};
 use crate::transform::{InputSpec, MeanSpec, NormalizeError, Normalizer};
@@ -41,6 +42,8 @@ pub enum EvalError {
     Ensemble { protocol: String, error: EnsembleError },
     #[error(transparent)]
     Device(#[from] DeviceError),
+    #[error(transparent)]
+    Sweep(#[from] SweepError),
     #[error("{0}")]
     Selection(String),
 }
@@ -58,6 +61,8 @@ pub struct EvalOptions {
     /// The inference implementation (the fast CPU path by default).
     pub backend: Backend,
     pub store_dir: PathBuf,
+    /// Also every other setting of the selected protocols' sweeps, as protocols `<id>.sweep<k>`.
+    pub sweeps: bool,
 }
 
 /// One (model, protocol) result.
@@ -68,13 +73,15 @@ pub struct Row {
     pub summary: String,
     pub results: Vec<ImageResult>,
     pub rates: ErrorRates,
+    /// The sweep setting this row measured; `None` for a protocol as written.
+    pub sweep: Option<SweepVariant>,
 }
 
 impl Row {
     fn new(model: &str, protocol: &str, summary: String, results: Vec<ImageResult>) -> Self {
         let outcomes: Vec<(bool, bool)> = results.iter().filter_map(ImageResult::correct).collect();
         let rates = error_rates(&outcomes);
-        Self { model: model.into(), protocol: protocol.into(), summary, results, rates }
+        Self { model: model.into(), protocol: protocol.into(), summary, results, rates, sweep: None }
     }
 
     pub fn skipped(&self) -> Vec<(&str, &str)> {
@@ -244,7 +251,8 @@ fn select<'a>(all: Vec<&'a str>, wanted: &[String], what: &str) -> Result<Vec<&'
 /// Runs the selected models × protocols (ensembles after their members) and collects the table.
 pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalReport, EvalError> {
     let experiment = &loaded.experiment;
-    let dataset = experiment.dataset().map_err(EvalError::Selection)?.load(&loaded.base)?;
+    let dataset =
+        experiment.dataset().map_err(|problem| EvalError::Selection(problem.to_string()))?.load(&loaded.base)?;
     let samples = match options.limit {
         Some(n) => evenly_spaced(&dataset.samples, n),
         None => dataset.samples.clone(),
@@ -255,6 +263,14 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     let device = options.device.open()?;
     let store = ResultStore::new(&options.store_dir);
     let settings = loaded.settings();
+    // With `sweeps`, each selected protocol's other settings, run after every written protocol.
+    let mut variants: Vec<SweepVariant> = Vec::new();
+    if options.sweeps {
+        for entry in experiment.protocol_entries().filter(|p| protocol_ids.contains(&p.id.as_str())) {
+            variants.extend(sweep::expand(entry)?);
+        }
+    }
+    let variant_ids: Vec<String> = variants.iter().map(SweepVariant::id).collect();
 
     // The (model, protocol) pairs to compute: the selection, plus every selected ensemble's members.
     let mut ensembles = Vec::new();
@@ -265,6 +281,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             _ => single.push(p),
         }
     }
+    single.extend(variant_ids.iter().map(String::as_str));
     // Model-major, so each model's protocols sit together in the table.
     let mut pairs: Vec<(&str, &str)> = model_ids.iter().flat_map(|&m| single.iter().map(move |&p| (m, p))).collect();
     for (_, e) in &ensembles {
@@ -311,9 +328,13 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     let mut rows = Vec::new();
     for (model_id, protocol_id) in pairs {
         let model = &models[model_id];
-        let protocol = experiment
-            .protocol(protocol_id)
-            .ok_or_else(|| EvalError::Selection(format!("no protocol `{protocol_id}`")))?;
+        let variant = variant_ids.iter().position(|id| id == protocol_id).map(|i| &variants[i]);
+        let protocol = match variant {
+            Some(variant) => &variant.spec,
+            None => experiment
+                .protocol(protocol_id)
+                .ok_or_else(|| EvalError::Selection(format!("no protocol `{protocol_id}`")))?,
+        };
         let description = describe(model, protocol, &dataset, &samples);
         let scorer = Scorer {
             model: &model.model,
@@ -331,8 +352,10 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         };
         let engine_err = |error| EvalError::Engine { model: model_id.into(), protocol: protocol_id.into(), error };
         let results = engine::evaluate(&scorer, &task, &settings, &store).map_err(engine_err)?;
-        if model_ids.contains(&model_id) && protocol_ids.contains(&protocol_id) {
-            rows.push(Row::new(model_id, protocol_id, protocol.summary(), results.clone()));
+        if model_ids.contains(&model_id) && (protocol_ids.contains(&protocol_id) || variant.is_some()) {
+            let mut row = Row::new(model_id, protocol_id, protocol.summary(), results.clone());
+            row.sweep = variant.cloned();
+            rows.push(row);
         }
         computed.insert((model_id.to_string(), protocol_id.to_string()), results);
     }
@@ -370,11 +393,13 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     })
 }
 
-/// McNemar's exact test on top-1 correctness for every pair of protocols of the same model.
+/// McNemar's exact test on top-1 correctness for every pair of protocols (as written) of the same
+/// model. Sweep settings are left out: a sweep is read as the band of its settings, and up to 64
+/// settings would add thousands of tests.
 fn paired_tests(rows: &[Row]) -> Vec<Paired> {
     let mut paired = Vec::new();
-    for (i, a) in rows.iter().enumerate() {
-        for b in rows[i + 1..].iter().filter(|b| b.model == a.model) {
+    for (i, a) in rows.iter().enumerate().filter(|(_, a)| a.sweep.is_none()) {
+        for b in rows[i + 1..].iter().filter(|b| b.model == a.model && b.sweep.is_none()) {
             let both: Vec<(bool, bool)> =
                 a.results.iter().zip(&b.results).filter_map(|(x, y)| Some((x.correct()?.0, y.correct()?.0))).collect();
             let (ca, cb): (Vec<bool>, Vec<bool>) = both.iter().copied().unzip();
@@ -421,6 +446,19 @@ impl fmt::Display for EvalReport {
             writeln!(f, "skipped by {}/{}:", row.model, row.protocol)?;
             for (image, why) in row.skipped() {
                 writeln!(f, "  {image}: {why}")?;
+            }
+        }
+        // Each setting once, though every model has a row for it.
+        let mut variants: Vec<&SweepVariant> = Vec::new();
+        for variant in self.rows.iter().filter_map(|r| r.sweep.as_ref()) {
+            if !variants.iter().any(|v| v.id() == variant.id()) {
+                variants.push(variant);
+            }
+        }
+        if !variants.is_empty() {
+            writeln!(f, "sweep settings:")?;
+            for variant in variants {
+                writeln!(f, "  {}: {}", variant.id(), variant.label())?;
             }
         }
         for note in &self.notes {

@@ -90,6 +90,9 @@ enum Command {
         /// Where per-image results are stored
         #[arg(long, default_value = "reports/store")]
         store: PathBuf,
+        /// Also run every other setting of the protocols' `sweep:` (as `<id>.sweep<k>`, as the audit does)
+        #[arg(long)]
+        sweeps: bool,
     },
 }
 
@@ -218,9 +221,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if outcome.not_run > 0 { " (pass --require-all to fail on those)" } else { "" }
             );
         }
-        Command::Eval { experiment, models, protocols, limit, device, backend, store } => {
+        Command::Eval { experiment, models, protocols, limit, device, backend, store, sweeps } => {
             let loaded = LoadedExperiment::read(&experiment)?;
-            let options = EvalOptions { models, protocols, limit, device, backend, store_dir: store };
+            let options = EvalOptions { models, protocols, limit, device, backend, store_dir: store, sweeps };
             print!("{}", eval::run(&loaded, &options)?);
         }
     }

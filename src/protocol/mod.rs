@@ -1,6 +1,6 @@
 //! The test protocols (i)–(iv): how one image becomes model inputs ("views"), and how the
 //! views' outputs become one probability vector. Every knob the sources leave open is a field,
-//! defaulting to the most literal reading of its source (see ../shared/PROTOCOLS.md).
+//! defaulting to the most literal reading of its source.
 
 pub mod ensemble;
 pub mod sweep;
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::transform::{Interpolation, Resampling, ResizePolicy};
 
-pub use sweep::{expand, Sweep, SweepError, SweepKnob, SweepSetting, MAX_COMBINATIONS};
+pub use sweep::{expand, Sweep, SweepError, SweepKnob, SweepVariant, MAX_COMBINATIONS};
 pub use views::{combine, prepare, Head, ProtocolError, ViewGroup};
 
 /// One protocol of an experiment: an id, its definition, and optionally the knobs to sweep.
