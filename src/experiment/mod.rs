@@ -175,7 +175,7 @@ pub enum ExperimentError {
     Yaml(#[from] YamlError),
     /// Parsed, but wrong: a dangling reference, a duplicate id, an impossible size.
     #[error("{path}: {}{problem}", located(.at))]
-    Invalid { path: PathBuf, at: Option<Position>, problem: Problem },
+    Invalid { path: PathBuf, at: Option<Position>, problem: Box<Problem> },
 }
 
 fn located(at: &Option<Position>) -> String {
@@ -190,7 +190,7 @@ impl ExperimentError {
             .field()
             .and_then(|(entry, field)| yaml::field_position(text, entry, field))
             .or_else(|| yaml::position(text, &problem.to_string()));
-        ExperimentError::Invalid { path: path.to_path_buf(), at, problem }
+        ExperimentError::Invalid { path: path.to_path_buf(), at, problem: Box::new(problem) }
     }
 }
 
