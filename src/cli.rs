@@ -92,6 +92,9 @@ pub enum Command {
         /// Where per-image results are stored
         #[arg(long, default_value = "reports/store")]
         store: PathBuf,
+        /// Also run every other setting of the protocols' `sweep:` (as `<id>.sweep<k>`, as the audit does)
+        #[arg(long)]
+        sweeps: bool,
     },
 }
 

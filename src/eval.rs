@@ -16,6 +16,7 @@ use crate::inspect::{inspect, InspectError, StrideEvidence};
 use crate::metrics::{mcnemar_exact, McNemar};
 use crate::model::{Backend, BlockKind, BuildOptions, ResNet, ResNetConfig};
 use crate::protocol::ensemble::{self, EnsembleError};
+use crate::protocol::sweep::{self, SweepError, SweepVariant};
 use crate::protocol::ProtocolSpec;
 use crate::scoring::{ErrorRates, LabelSet};
 use crate::store::{image_list_sha256, ImageResult, ResultStore, StoreKey};
@@ -58,6 +59,8 @@ pub enum EvalError {
     Device(#[from] DeviceError),
     #[error("no {what} `{id}` in the experiment (it has: {})", available.join(", "))]
     Unknown { what: &'static str, id: String, available: Vec<String> },
+    #[error(transparent)]
+    Sweep(#[from] SweepError),
 }
 
 /// What to run, from the command line.
@@ -73,6 +76,8 @@ pub struct EvalOptions {
     /// The inference implementation (the fast CPU path by default).
     pub backend: Backend,
     pub store_dir: PathBuf,
+    /// Also every other setting of the selected protocols' sweeps, as protocols `<id>.sweep<k>`.
+    pub sweeps: bool,
 }
 
 /// One (model, protocol) result.
@@ -83,12 +88,14 @@ pub struct Row {
     pub summary: String,
     pub results: Vec<ImageResult>,
     pub rates: ErrorRates,
+    /// The sweep setting this row measured; `None` for a protocol as written.
+    pub sweep: Option<SweepVariant>,
 }
 
 impl Row {
     fn new(model: &str, protocol: &str, summary: String, results: Vec<ImageResult>, labels: &LabelSet) -> Self {
         let rates = labels.error_rates(&results);
-        Self { model: model.into(), protocol: protocol.into(), summary, results, rates }
+        Self { model: model.into(), protocol: protocol.into(), summary, results, rates, sweep: None }
     }
 
     pub fn skipped(&self) -> Vec<(&str, &str)> {
@@ -267,6 +274,14 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     let device = options.device.open()?;
     let store = ResultStore::new(&options.store_dir);
     let settings = loaded.settings();
+    // With `sweeps`, each selected protocol's other settings, run after every written protocol.
+    let mut variants: Vec<SweepVariant> = Vec::new();
+    if options.sweeps {
+        for entry in experiment.protocol_entries().filter(|p| protocol_ids.contains(&p.id.as_str())) {
+            variants.extend(sweep::expand(entry)?);
+        }
+    }
+    let variant_ids: Vec<String> = variants.iter().map(SweepVariant::id).collect();
 
     // The (model, protocol) pairs to compute: the selection, plus every selected ensemble's members.
     let mut ensembles = Vec::new();
@@ -277,6 +292,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             _ => single.push(p),
         }
     }
+    single.extend(variant_ids.iter().map(String::as_str));
     // Model-major, so each model's protocols sit together in the table.
     let mut pairs: Vec<(&str, &str)> = model_ids.iter().flat_map(|&m| single.iter().map(move |&p| (m, p))).collect();
     for (_, e) in &ensembles {
@@ -323,8 +339,13 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     let mut rows = Vec::new();
     for (model_id, protocol_id) in pairs {
         let model = &models[model_id];
-        let protocol =
-            experiment.protocol(protocol_id).ok_or_else(|| unknown("protocol", protocol_id, &all_protocols))?;
+        let variant = variant_ids.iter().position(|id| id == protocol_id).map(|i| &variants[i]);
+        let protocol = match variant {
+            Some(variant) => &variant.spec,
+            None => {
+                experiment.protocol(protocol_id).ok_or_else(|| unknown("protocol", protocol_id, &all_protocols))?
+            }
+        };
         let description = describe(model, protocol, &dataset, &samples);
         let scorer = Scorer {
             model: &model.model,
@@ -342,8 +363,10 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         };
         let engine_err = |error| EvalError::Engine { model: model_id.into(), protocol: protocol_id.into(), error };
         let results = engine::evaluate(&scorer, &task, &settings, &store).map_err(engine_err)?;
-        if model_ids.contains(&model_id) && protocol_ids.contains(&protocol_id) {
-            rows.push(Row::new(model_id, protocol_id, protocol.summary(), results.clone(), &labels));
+        if model_ids.contains(&model_id) && (protocol_ids.contains(&protocol_id) || variant.is_some()) {
+            let mut row = Row::new(model_id, protocol_id, protocol.summary(), results.clone(), &labels);
+            row.sweep = variant.cloned();
+            rows.push(row);
         }
         computed.insert((model_id.to_string(), protocol_id.to_string()), results);
     }
@@ -382,11 +405,13 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     })
 }
 
-/// McNemar's exact test on top-1 correctness for every pair of protocols of the same model.
+/// McNemar's exact test on top-1 correctness for every pair of protocols (as written) of the same
+/// model. Sweep settings are left out: a sweep is read as the band of its settings, and up to 64
+/// settings would add thousands of tests.
 fn paired_tests(rows: &[Row], labels: &LabelSet) -> Vec<Paired> {
     let mut paired = Vec::new();
-    for (i, a) in rows.iter().enumerate() {
-        for b in rows[i + 1..].iter().filter(|b| b.model == a.model) {
+    for (i, a) in rows.iter().enumerate().filter(|(_, a)| a.sweep.is_none()) {
+        for b in rows[i + 1..].iter().filter(|b| b.model == a.model && b.sweep.is_none()) {
             let (ca, cb) = labels.paired_top1(&a.results, &b.results);
             if let Ok(test) = mcnemar_exact(&ca, &cb) {
                 paired.push(Paired {
@@ -431,6 +456,19 @@ impl fmt::Display for EvalReport {
             writeln!(f, "skipped by {}/{}:", row.model, row.protocol)?;
             for (image, why) in row.skipped() {
                 writeln!(f, "  {image}: {why}")?;
+            }
+        }
+        // Each setting once, though every model has a row for it.
+        let mut variants: Vec<&SweepVariant> = Vec::new();
+        for variant in self.rows.iter().filter_map(|r| r.sweep.as_ref()) {
+            if !variants.iter().any(|v| v.id() == variant.id()) {
+                variants.push(variant);
+            }
+        }
+        if !variants.is_empty() {
+            writeln!(f, "sweep settings:")?;
+            for variant in variants {
+                writeln!(f, "  {}: {}", variant.id(), variant.label())?;
             }
         }
         for note in &self.notes {

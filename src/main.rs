@@ -116,7 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 if outcome.not_run > 0 { " (pass --require-all to fail on those)" } else { "" }
             );
         }
-        Command::Eval { experiment, models, protocols, limit, runtime, store } => {
+        Command::Eval { experiment, models, protocols, limit, runtime, store, sweeps } => {
             let loaded = LoadedExperiment::read(&experiment)?;
             let options = EvalOptions {
                 models,
@@ -125,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 device: runtime.device.into(),
                 backend: runtime.backend.into(),
                 store_dir: store,
+                sweeps,
             };
             print!("{}", eval::run(&loaded, &options)?);
         }

@@ -24,40 +24,93 @@ pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, YamlErro
     })
 }
 
+/// A place in a YAML file, 1-based, as serde_yaml reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} column {}", self.line, self.column)
+    }
+}
+
 /// Prefixes `reason` with the line and column where the backquoted name it mentions occurs in
-/// `text` (serde keeps no positions after parsing, so errors about references find them here).
-/// Of several names, the rarest in the text is the most specific (`m3` rather than `ensemble`).
+/// `text` (see [`position`]).
 pub fn locate(text: &str, reason: String) -> String {
-    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    let occurrences = |name: &str| -> Vec<(usize, usize)> {
-        let mut found = Vec::new();
-        for (number, line) in text.lines().enumerate() {
-            let code = line.split(" #").next().unwrap_or(line);
-            if code.trim_start().starts_with('#') {
-                continue;
-            }
-            for (at, _) in code.match_indices(name) {
-                let before = code[..at].chars().next_back();
-                let after = code[at + name.len()..].chars().next();
-                if before.is_none_or(|c| !is_name(c)) && after.is_none_or(|c| !is_name(c)) {
-                    found.push((number + 1, code[..at].chars().count() + 1));
-                }
+    match position(text, &reason) {
+        Some(at) => format!("{at}: {reason}"),
+        None => reason,
+    }
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+}
+
+/// Every place where `name` occurs as a whole name (not inside a longer one) outside comments.
+fn occurrences(text: &str, name: &str) -> Vec<Position> {
+    let mut found = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        if code.trim_start().starts_with('#') {
+            continue;
+        }
+        for (at, _) in code.match_indices(name) {
+            let before = code[..at].chars().next_back();
+            let after = code[at + name.len()..].chars().next();
+            if before.is_none_or(|c| !is_name_char(c)) && after.is_none_or(|c| !is_name_char(c)) {
+                found.push(Position { line: number + 1, column: code[..at].chars().count() + 1 });
             }
         }
-        found
-    };
-    let best = reason
+    }
+    found
+}
+
+/// Where the backquoted name `message` mentions occurs in `text` (serde keeps no positions after
+/// parsing, so errors about references find them here). Of several names, the rarest in the text
+/// is the most specific (`m3` rather than `ensemble`).
+pub fn position(text: &str, message: &str) -> Option<Position> {
+    let best = message
         .split('`')
         .skip(1)
         .step_by(2)
         .filter(|name| !name.is_empty())
-        .map(occurrences)
+        .map(|name| occurrences(text, name))
         .filter(|found| !found.is_empty())
         .min_by_key(Vec::len);
-    match best.and_then(|found| found.first().copied()) {
-        Some((line, column)) => format!("line {line} column {column}: {reason}"),
-        None => reason,
-    }
+    best.and_then(|found| found.first().copied())
+}
+
+/// Where the key `field` is written in the entry that `anchor` (an id, or a top-level key) names:
+/// the first `field:` after the anchor, on its line or on the more indented lines below it; the
+/// anchor itself when the field is not written (a defaulted value). `None` without the anchor.
+pub fn field_position(text: &str, anchor: &str, field: &str) -> Option<Position> {
+    let lines: Vec<&str> = text.lines().collect();
+    let is_key = |name: &str, at: &Position| {
+        let rest: String = lines[at.line - 1].chars().skip(at.column - 1 + name.chars().count()).collect();
+        rest.trim_start().starts_with(':')
+    };
+    // An anchor written as a key (`run:`) is preferred over the same word in running text.
+    let anchors = occurrences(text, anchor);
+    let anchor_at = *anchors.iter().find(|at| is_key(anchor, at)).or(anchors.first())?;
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let entry_indent = indent(lines[anchor_at.line - 1]);
+    // The entry's lines: the anchor's, then those indented deeper (blank and comment lines too).
+    let last = (anchor_at.line..lines.len())
+        .take_while(|&i| {
+            let code = lines[i].trim_start();
+            code.is_empty() || code.starts_with('#') || indent(lines[i]) > entry_indent
+        })
+        .last()
+        .map_or(anchor_at.line, |i| i + 1);
+    let key = occurrences(text, field)
+        .into_iter()
+        .filter(|at| (at.line, at.column) > (anchor_at.line, anchor_at.column) && at.line <= last)
+        .find(|at| is_key(field, at));
+    Some(key.unwrap_or(anchor_at))
 }
 
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {

@@ -168,3 +168,94 @@ fn imports_resolve_names_and_their_mistakes_name_the_imported_file() {
     let message = LoadedExperiment::read(&path).unwrap_err().to_string();
     assert_mentions(&message, &["shared/pieces.yaml"]);
 }
+
+/// Reads `text` as `broken.yaml` in `dir` and returns the error message (fails if it loads).
+fn error_in(dir: &Path, text: &str) -> (String, PathBuf) {
+    let path = write(dir, "broken.yaml", text);
+    match LoadedExperiment::read(&path) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => (e.to_string(), path),
+    }
+}
+
+/// Sizes no image could satisfy are errors when the file is read, naming file, line and field,
+/// not failures (or a backtrace) once computing has started.
+#[test]
+fn impossible_protocol_sizes_name_file_line_and_field() {
+    let center = "  - id: center-crop\n    kind: center-crop\n";
+    let scales = "    scales: [224, 256]\n";
+    let cases = [
+        // The crop is larger than every resized image (shorter side 128).
+        (
+            BASE.replace(center, &format!("{center}    resize: {{shorter-side: 128}}\n    crop: 160\n")),
+            "line 14 column 5",
+            "`crop` 160",
+        ),
+        (BASE.replace(center, &format!("{center}    crop: 100000\n")), "line 13 column 5", "`crop` 100000"),
+        (BASE.replace(scales, "    scales: [100000]\n"), "line 15 column 5", "`scales` has 100000"),
+        (BASE.replace(scales, &format!("{scales}    pool: 0\n")), "line 16 column 5", "`pool` 0"),
+        (BASE.replace(scales, &format!("{scales}    max_side: 0\n")), "line 16 column 5", "`max_side` is 0"),
+        (
+            BASE.replace(center, &format!("{center}    resize: {{shorter-side: 100000}}\n")),
+            "line 13 column 5",
+            "`resize`",
+        ),
+    ];
+    for (text, position, field) in cases {
+        let (message, path) = error_of(&text);
+        assert_mentions(&message, &[&path.display().to_string(), position, field]);
+    }
+}
+
+#[test]
+fn zero_batch_and_chunk_sizes_name_file_line_and_field() {
+    for field in ["batch_size", "chunk_size"] {
+        let (message, path) = error_of(&format!("{BASE}run: {{{field}: 0}}\n"));
+        assert_mentions(&message, &[&path.display().to_string(), "line 24 column 7", &format!("`{field}` is 0")]);
+    }
+}
+
+#[test]
+fn an_id_too_long_for_a_file_name_is_an_error() {
+    let long = "p".repeat(300);
+    let text = BASE.replace("  - id: center-crop\n", &format!("  - id: {long}\n"));
+    let (message, path) = error_of(&text);
+    assert_mentions(&message, &[&path.display().to_string(), "line 11 column 9", "300 characters"]);
+    // At the limit it loads (its claim renamed with it).
+    let fits = "p".repeat(resnet_audit::experiment::MAX_ID_CHARS);
+    let dir = tempfile::tempdir().unwrap();
+    let text = BASE
+        .replace("id: center-crop", &format!("id: {fits}"))
+        .replace("protocol: center-crop", &format!("protocol: {fits}"));
+    LoadedExperiment::read(&write(dir.path(), "fits.yaml", &text)).unwrap();
+}
+
+#[test]
+fn weights_that_cannot_be_a_file_are_errors_with_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("m1.safetensors")).unwrap();
+    let (message, path) = error_in(dir.path(), BASE);
+    assert_mentions(&message, &[&path.display().to_string(), "line 5 column 5", "`weights`", "is a folder"]);
+
+    let text = BASE.replace("weights: m1.safetensors", "weights: /dev/zero");
+    let (message, _) = error_of(&text);
+    assert_mentions(&message, &["line 5 column 5", "`weights` /dev/zero", "not a regular file"]);
+
+    // Absent weights are not a mistake in the file: the audit lists them as not run.
+    let dir = tempfile::tempdir().unwrap();
+    LoadedExperiment::read(&write(dir.path(), "absent.yaml", BASE)).unwrap();
+}
+
+#[test]
+fn sweep_settings_pass_the_same_size_checks() {
+    let center = "  - id: center-crop\n    kind: center-crop\n";
+    let (message, _) = error_of(&BASE.replace(center, &format!("{center}    sweep: {{crop: [224, 100000]}}\n")));
+    assert_mentions(&message, &["line 13 column 5", "sweep setting crop=100000", "`crop` 100000"]);
+    // A protocol may not take the id a sweep setting is stored under.
+    let taken = BASE.replace(
+        center,
+        &format!("{center}    sweep: {{crop: [224, 192]}}\n  - id: center-crop.sweep1\n    kind: center-crop\n"),
+    );
+    let (message, _) = error_of(&taken);
+    assert_mentions(&message, &["protocol id `center-crop.sweep1`", "sweep setting of protocol `center-crop`"]);
+}

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use resnet_audit::audit::validate_file;
+use resnet_audit::experiment::validate_file;
 
 fn yaml_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)

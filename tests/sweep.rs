@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use resnet_audit::eval::{self, EvalOptions};
+use resnet_audit::experiment::LoadedExperiment;
 use resnet_audit::protocol::{
     expand, CenterCrop, Combine, CropRegion, GlobalWord, PoolWindow, ProtocolEntry, ProtocolSpec, Sweep, SweepError,
     SweepKnob, MAX_COMBINATIONS,
@@ -29,7 +31,7 @@ fn parse_error(yaml: &str) -> String {
 }
 
 fn labels(entry: &ProtocolEntry) -> Vec<String> {
-    expand(entry).expect("expands").into_iter().map(|s| s.label).collect()
+    expand(entry).expect("expands").into_iter().map(|s| s.label()).collect()
 }
 
 fn center_crop(spec: &ProtocolSpec) -> &CenterCrop {
@@ -55,19 +57,19 @@ const README_EXAMPLE: &str = "
 fn the_other_settings_come_in_knob_order_without_the_written_one() {
     let e = entry(README_EXAMPLE);
     let settings = expand(&e).expect("expands");
-    let got: Vec<(&str, Interpolation, bool)> = settings
+    let got: Vec<(String, Interpolation, bool)> = settings
         .iter()
         .map(|s| {
             let c = center_crop(&s.spec);
-            (s.label.as_str(), c.interpolation, c.antialias)
+            (s.label(), c.interpolation, c.antialias)
         })
         .collect();
     assert_eq!(
         got,
         vec![
-            ("interpolation=bilinear, antialias=false", Interpolation::Bilinear, false),
-            ("interpolation=bicubic, antialias=true", Interpolation::Bicubic, true),
-            ("interpolation=bicubic, antialias=false", Interpolation::Bicubic, false),
+            ("interpolation=bilinear, antialias=false".to_string(), Interpolation::Bilinear, false),
+            ("interpolation=bicubic, antialias=true".to_string(), Interpolation::Bicubic, true),
+            ("interpolation=bicubic, antialias=false".to_string(), Interpolation::Bicubic, false),
         ]
     );
     // The knobs not swept keep their written values.
@@ -97,7 +99,7 @@ fn ten_crop_and_fully_convolutional_knobs_sweep() {
     let settings = expand(&e).expect("expands");
     assert_eq!(settings.len(), 7);
     assert_eq!(
-        settings[0].label,
+        settings[0].label(),
         "region=whole, combine=softmax-mean, resize={crop-pct: {crop: 224, crop_pct: 0.875}}"
     );
     let ProtocolSpec::TenCrop(last) = &settings[6].spec else { panic!("not ten-crop") };
@@ -110,8 +112,8 @@ fn ten_crop_and_fully_convolutional_knobs_sweep() {
     );
     let settings = expand(&e).expect("expands");
     assert_eq!(settings.len(), 7);
-    assert_eq!(settings[0].label, "scales=[224, 256], pool=7, flips=true");
-    assert_eq!(settings[6].label, "scales=[224, 256, 384], pool=global, flips=true");
+    assert_eq!(settings[0].label(), "scales=[224, 256], pool=7, flips=true");
+    assert_eq!(settings[6].label(), "scales=[224, 256, 384], pool=global, flips=true");
     let ProtocolSpec::FullyConvolutional(f) = &settings[6].spec else { panic!("not fully-convolutional") };
     assert_eq!(f.scales, [224, 256, 384]);
     assert_eq!(f.pool, PoolWindow::Global(GlobalWord::Global));
@@ -257,6 +259,78 @@ fn expand_checks_entries_built_in_code() {
     e.sweep = Some(Sweep { knobs: vec![knob("crop", vec![json!(192)])] });
     let settings = expand(&e).expect("expands");
     assert_eq!(settings.len(), 1);
-    assert_eq!(settings[0].label, "crop=192");
+    assert_eq!(settings[0].label(), "crop=192");
     assert_eq!(center_crop(&settings[0].spec).crop, 192);
+}
+
+#[test]
+fn a_variant_names_its_protocol_setting_index_and_knob_values() {
+    let variants = expand(&entry(README_EXAMPLE)).expect("expands");
+    let ids: Vec<String> = variants.iter().map(|v| v.id()).collect();
+    // The ids results are stored under: `<protocol>.sweep<k>`, k counting the other settings from 1.
+    assert_eq!(ids, ["center-crop.sweep1", "center-crop.sweep2", "center-crop.sweep3"]);
+    let last = &variants[2];
+    assert_eq!((last.protocol.as_str(), last.index), ("center-crop", 3));
+    assert_eq!(last.knobs, [("interpolation".to_string(), json!("bicubic")), ("antialias".to_string(), json!(false))]);
+}
+
+/// `eval` with `sweeps` runs each setting as its own stored protocol; the protocol as written
+/// keeps the store file it has without sweeps (its key hashes only its own spec).
+#[test]
+fn eval_runs_the_sweep_settings_beside_the_protocol_as_written() {
+    let work = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let yaml = format!(
+        "dataset: {{kind: list, root: {images}, file: {images}/labels.txt, classes: {{count: 20}}}}\n\
+         models: [{{id: narrow, weights: {weights}, input: torchvision}}]\n\
+         protocols:\n  - {{id: center, kind: center-crop, resize: {{shorter-side: 40}}, crop: 32, \
+         sweep: {{interpolation: [bilinear, bicubic]}}}}\n",
+        images = fixtures.join("images").display(),
+        weights = fixtures.join("parity/protocol_r50_w8.safetensors").display()
+    );
+    let path = work.path().join("swept.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let loaded = LoadedExperiment::read(&path).unwrap();
+    let run = |store: &str, sweeps: bool| {
+        let options = EvalOptions {
+            models: Vec::new(),
+            protocols: Vec::new(),
+            limit: None,
+            device: resnet_audit::device::DeviceKind::Cpu,
+            backend: resnet_audit::model::Backend::default(),
+            store_dir: work.path().join(store),
+            sweeps,
+        };
+        eval::run(&loaded, &options).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let stored = |store: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(work.path().join(store).join("narrow"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".parquet"))
+            .collect();
+        names.sort();
+        names
+    };
+
+    let plain = run("plain", false);
+    assert_eq!(plain.rows.len(), 1);
+    assert!(plain.rows[0].sweep.is_none());
+
+    let swept = run("swept", true);
+    let protocols: Vec<&str> = swept.rows.iter().map(|r| r.protocol.as_str()).collect();
+    assert_eq!(protocols, ["center", "center.sweep1"]);
+    let variant = swept.rows[1].sweep.as_ref().expect("the second row is a sweep setting");
+    assert_eq!(
+        (variant.protocol.as_str(), variant.index, variant.label()),
+        ("center", 1, "interpolation=bicubic".into())
+    );
+    assert_eq!(swept.rows[0].results, plain.rows[0].results, "the written protocol is unchanged by the sweep");
+    assert!(swept.paired.is_empty(), "sweep settings are not paired with the written protocol");
+    assert!(swept.to_string().contains("center.sweep1: interpolation=bicubic"), "{swept}");
+
+    let (plain_files, swept_files) = (stored("plain"), stored("swept"));
+    assert_eq!(plain_files.len(), 1, "{plain_files:?}");
+    assert!(swept_files.contains(&plain_files[0]), "the written protocol's store file changed: {swept_files:?}");
+    assert!(swept_files.iter().any(|f| f.starts_with("center.sweep1-") && f.ends_with(".parquet")), "{swept_files:?}");
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::transform::{Interpolation, Resampling, ResizePolicy};
 
-pub use sweep::{expand, Sweep, SweepError, SweepKnob, SweepSetting, MAX_COMBINATIONS};
+pub use sweep::{expand, Sweep, SweepError, SweepKnob, SweepVariant, MAX_COMBINATIONS};
 pub use views::{combine, prepare, Head, ProtocolError, ViewGroup};
 
 /// One protocol of an experiment: an id, its definition, and optionally the knobs to sweep.

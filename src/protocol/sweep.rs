@@ -35,13 +35,34 @@ pub struct SweepKnob {
     pub values: Vec<Value>,
 }
 
-/// One setting of a sweep other than the protocol as written.
+/// One setting of a protocol's sweep other than the protocol as written: a protocol of its own,
+/// evaluated and stored beside the written one.
 #[derive(Debug, Clone, PartialEq)]
-pub struct SweepSetting {
-    /// The swept knobs' values in knob order, e.g. `interpolation=bicubic, antialias=false`.
-    pub label: String,
+pub struct SweepVariant {
+    /// The id of the protocol as written that this setting varies.
+    pub protocol: String,
+    /// 1-based position among the protocol's other settings, in [`expand`]'s order.
+    pub index: usize,
+    /// The swept knobs' values in knob order.
+    pub knobs: Vec<(String, Value)>,
     /// The protocol with those values set.
     pub spec: ProtocolSpec,
+}
+
+/// Between a protocol's id and a setting's index in the variant's id.
+const VARIANT_SEPARATOR: &str = ".sweep";
+
+impl SweepVariant {
+    /// The id the variant is evaluated, stored and tabulated under: `<protocol>.sweep<index>`.
+    /// Store file names contain it, so its form is fixed: results stored before keep their names.
+    pub fn id(&self) -> String {
+        format!("{}{VARIANT_SEPARATOR}{}", self.protocol, self.index)
+    }
+
+    /// The setting in words, the knobs in order: `interpolation=bicubic, antialias=false`.
+    pub fn label(&self) -> String {
+        self.knobs.iter().map(|(name, value)| format!("{name}={}", flow(value))).collect::<Vec<_>>().join(", ")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +94,7 @@ pub enum SweepError {
 
 /// The settings of `entry`'s sweep other than the protocol as written, in order: the first
 /// knob varies slowest, each knob's values in the order listed. Empty without a sweep.
-pub fn expand(entry: &ProtocolEntry) -> Result<Vec<SweepSetting>, SweepError> {
+pub fn expand(entry: &ProtocolEntry) -> Result<Vec<SweepVariant>, SweepError> {
     let Some(sweep) = &entry.sweep else { return Ok(Vec::new()) };
     let protocol = || entry.id.clone();
     if matches!(entry.spec, ProtocolSpec::Ensemble(_)) {
@@ -138,30 +159,30 @@ pub fn expand(entry: &ProtocolEntry) -> Result<Vec<SweepSetting>, SweepError> {
         });
     }
 
-    let mut settings = Vec::new();
+    let mut variants: Vec<SweepVariant> = Vec::new();
     let mut index = vec![0usize; sweep.knobs.len()];
     loop {
         let mut fields = written.clone();
-        let mut parts = Vec::with_capacity(sweep.knobs.len());
+        let mut knobs = Vec::with_capacity(sweep.knobs.len());
         for (knob, &i) in sweep.knobs.iter().zip(&index) {
             let value = &knob.values[i];
             fields.insert(knob.name.clone(), value.clone());
-            parts.push(format!("{}={}", knob.name, flow(value)));
+            knobs.push((knob.name.clone(), value.clone()));
         }
-        let label = parts.join(", ");
+        let variant = SweepVariant { protocol: protocol(), index: variants.len() + 1, knobs, spec: entry.spec.clone() };
         let spec = from_fields(fields).map_err(|reason| SweepError::BadSetting {
             protocol: protocol(),
-            label: label.clone(),
+            label: variant.label(),
             reason,
         })?;
         if spec != entry.spec {
-            settings.push(SweepSetting { label, spec });
+            variants.push(SweepVariant { spec, ..variant });
         }
         // Odometer step: the last knob turns fastest.
         let mut k = index.len();
         loop {
             if k == 0 {
-                return Ok(settings);
+                return Ok(variants);
             }
             k -= 1;
             index[k] += 1;

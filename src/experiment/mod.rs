@@ -7,7 +7,9 @@
 //! `input: NAME`, and a protocol list item that is just `NAME`. [`LoadedExperiment::read`]
 //! resolves every reference, so the rest of the crate sees a plain [`Experiment`].
 
-use std::collections::BTreeSet;
+pub mod training;
+mod validate;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,12 @@ use crate::engine::{OnBadImage, Settings};
 use crate::model::{StemPool, StridePlacement};
 use crate::protocol::{ProtocolEntry, ProtocolSpec};
 use crate::transform::InputSpec;
-use crate::yaml::{self, YamlError};
+use crate::yaml::{self, Position, YamlError};
+
+pub use training::{
+    is_training_experiment, LoadedRun, LoadedTraining, TrainingClaim, TrainingExperiment, TrainingKind, TrainingRun,
+};
+pub use validate::{ClaimField, Problem, Reference, Undefined, MAX_ID_CHARS, MAX_RESIZE_SIDE};
 
 /// An experiment with every reference resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -163,10 +170,28 @@ impl Named<InputSpec> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
+    /// Unreadable, not YAML, or not the schema (serde_yaml's message, with line and column).
     #[error(transparent)]
     Yaml(#[from] YamlError),
-    #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    /// Parsed, but wrong: a dangling reference, a duplicate id, an impossible size.
+    #[error("{path}: {}{problem}", located(.at))]
+    Invalid { path: PathBuf, at: Option<Position>, problem: Box<Problem> },
+}
+
+fn located(at: &Option<Position>) -> String {
+    at.map(|at| format!("{at}: ")).unwrap_or_default()
+}
+
+impl ExperimentError {
+    /// `problem` in the file `path` whose text is `text`, placed at its field or, failing that,
+    /// at the rarest name its message quotes.
+    pub(crate) fn invalid(path: &Path, text: &str, problem: Problem) -> Self {
+        let at = problem
+            .field()
+            .and_then(|(entry, field)| yaml::field_position(text, entry, field))
+            .or_else(|| yaml::position(text, &problem.to_string()));
+        ExperimentError::Invalid { path: path.to_path_buf(), at, problem: Box::new(problem) }
+    }
 }
 
 /// An experiment read from a file, with the directory its relative paths start from.
@@ -185,8 +210,7 @@ impl LoadedExperiment {
         let mut experiment: Experiment = yaml::parse(&text, path)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
-        let invalid =
-            |reason: String| ExperimentError::Invalid { path: path.to_path_buf(), reason: yaml::locate(&text, reason) };
+        let invalid = |problem: Problem| ExperimentError::invalid(path, &text, problem);
         let libraries = experiment
             .imports
             .iter()
@@ -197,6 +221,7 @@ impl LoadedExperiment {
             .collect::<Result<Vec<_>, _>>()?;
         experiment.resolve(&libraries).map_err(invalid)?;
         experiment.validate().map_err(invalid)?;
+        experiment.validate_weights_paths(&base).map_err(invalid)?;
         Ok(Self { path: path.to_path_buf(), base, experiment })
     }
 
@@ -205,177 +230,15 @@ impl LoadedExperiment {
     }
 }
 
-/// Ids name store files and table rows: keep them to letters, digits, `.`, `_`, `-`.
-fn check_id(kind: &str, id: &str) -> Result<(), String> {
-    let ok = !id.is_empty()
-        && !id.starts_with('.')
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{kind} id `{id}`: use letters, digits, `.`, `_` and `-` only (not starting with `.`)"))
-    }
-}
-
 impl Experiment {
-    /// Replaces named datasets, inputs and protocols with their definitions from `libraries`.
-    fn resolve(&mut self, libraries: &[(PathBuf, Library)]) -> Result<(), String> {
-        let imported = || libraries.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", ");
-        let missing = |what: &str, name: &str| {
-            if libraries.is_empty() {
-                format!("{what} `{name}` is not defined here and the file has no `imports:`")
-            } else {
-                format!("{what} `{name}` is defined in none of the imported files ({})", imported())
-            }
-        };
-        if let Named::Name(name) = &self.dataset {
-            let found =
-                libraries.iter().find_map(|(_, l)| l.datasets.get(name)).ok_or_else(|| missing("dataset", name))?;
-            self.dataset = Named::Inline(found.clone());
-        }
-        for model in &mut self.models {
-            if let Named::Name(name) = &model.input {
-                if name == TORCHVISION_INPUT {
-                    continue;
-                }
-                let found = libraries
-                    .iter()
-                    .find_map(|(_, l)| l.inputs.get(name))
-                    .ok_or_else(|| format!("model `{}`: {}", model.id, missing("input", name)))?;
-                model.input = Named::Inline(found.clone());
-            }
-        }
-        for protocol in &mut self.protocols {
-            if let Named::Name(name) = protocol {
-                let found = libraries
-                    .iter()
-                    .find_map(|(_, l)| l.protocols.iter().find(|p| &p.id == name))
-                    .ok_or_else(|| missing("protocol", name))?;
-                *protocol = Named::Inline(found.clone());
-            }
-        }
-        Ok(())
-    }
-
     /// The dataset (after [`LoadedExperiment::read`] resolved any name).
-    pub fn dataset(&self) -> Result<&DatasetSpec, String> {
-        self.dataset.inline().ok_or_else(|| "the dataset is an unresolved name".to_string())
+    pub fn dataset(&self) -> Result<&DatasetSpec, Problem> {
+        self.dataset.inline().ok_or(Problem::UnresolvedDataset)
     }
 
     /// The protocols (resolved ones; unresolved names are skipped, and `validate` rejects them).
     pub fn protocol_entries(&self) -> impl Iterator<Item = &ProtocolEntry> {
         self.protocols.iter().filter_map(Named::inline)
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        self.dataset()?;
-        if let Some(Named::Name(name)) = self.protocols.iter().find(|p| p.inline().is_none()) {
-            return Err(format!("protocol `{name}` is an unresolved name"));
-        }
-        if self.models.is_empty() {
-            return Err("`models` is empty".into());
-        }
-        if self.protocols.is_empty() {
-            return Err("`protocols` is empty".into());
-        }
-        let mut models = BTreeSet::new();
-        for m in &self.models {
-            check_id("model", &m.id)?;
-            if !models.insert(m.id.as_str()) {
-                return Err(format!("model id `{}` appears twice", m.id));
-            }
-        }
-        let mut protocols = BTreeSet::new();
-        for p in self.protocol_entries() {
-            check_id("protocol", &p.id)?;
-            if !protocols.insert(p.id.as_str()) {
-                return Err(format!("protocol id `{}` appears twice", p.id));
-            }
-        }
-        for p in self.protocol_entries() {
-            match &p.spec {
-                ProtocolSpec::Ensemble(e) => {
-                    if e.members.len() < 2 {
-                        return Err(format!("ensemble `{}` needs at least two members", p.id));
-                    }
-                    for member in &e.members {
-                        if !models.contains(member.model.as_str()) {
-                            return Err(format!("ensemble `{}`: no model `{}` in `models`", p.id, member.model));
-                        }
-                        match self.protocol(&member.protocol) {
-                            None => {
-                                return Err(format!("ensemble `{}`: no protocol `{}`", p.id, member.protocol));
-                            }
-                            Some(ProtocolSpec::Ensemble(_)) => {
-                                return Err(format!(
-                                    "ensemble `{}`: member protocol `{}` is itself an ensemble",
-                                    p.id, member.protocol
-                                ))
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-                ProtocolSpec::CenterCrop(c) if c.crop == 0 => return Err(format!("protocol `{}`: crop is 0", p.id)),
-                ProtocolSpec::TenCrop(t) if t.crop == 0 => return Err(format!("protocol `{}`: crop is 0", p.id)),
-                ProtocolSpec::FullyConvolutional(f) if f.scales.is_empty() || f.scales.contains(&0) => {
-                    return Err(format!("protocol `{}`: scales must be a non-empty list of positive sizes", p.id))
-                }
-                _ => {}
-            }
-        }
-        for model in &self.models {
-            model.input.spec().map_err(|e| format!("model `{}`: {e}", model.id))?;
-        }
-        self.validate_claims(&models)
-    }
-
-    fn validate_claims(&self, models: &BTreeSet<&str>) -> Result<(), String> {
-        let mut seen = BTreeSet::new();
-        for (i, claim) in self.claims.iter().enumerate() {
-            let at = format!("claims[{i}]");
-            let protocol = self.protocol(&claim.protocol).ok_or_else(|| {
-                let ids: Vec<&str> = self.protocol_entries().map(|p| p.id.as_str()).collect();
-                format!("{at}: protocol `{}` does not exist (protocols: {})", claim.protocol, ids.join(", "))
-            })?;
-            match (&claim.model, protocol) {
-                (Some(model), ProtocolSpec::Ensemble(_)) => {
-                    return Err(format!(
-                        "{at}: protocol `{}` is an ensemble: drop `model: {model}` (the members are in the protocol)",
-                        claim.protocol
-                    ))
-                }
-                (None, spec) if !matches!(spec, ProtocolSpec::Ensemble(_)) => {
-                    return Err(format!("{at}: protocol `{}` needs `model:` (one of the models)", claim.protocol))
-                }
-                (Some(model), _) if !models.contains(model.as_str()) => {
-                    let ids: Vec<&str> = models.iter().copied().collect();
-                    return Err(format!("{at}: model `{model}` does not exist (models: {})", ids.join(", ")));
-                }
-                _ => {}
-            }
-            if claim.top1.is_none() && claim.top5.is_none() {
-                return Err(format!("{at}: give `top1` and/or `top5` (claimed error, percent)"));
-            }
-            for (name, value) in [("top1", claim.top1), ("top5", claim.top5), ("tolerance", Some(claim.tolerance))] {
-                if let Some(v) = value {
-                    if !(0.0..=100.0).contains(&v) {
-                        return Err(format!("{at}: {name} {v} is not a percentage in [0, 100]"));
-                    }
-                }
-            }
-            if claim.source.trim().is_empty() {
-                return Err(format!("{at}: `source` is empty: name the paper table, README or URL"));
-            }
-            if !seen.insert((claim.model.clone(), claim.protocol.clone())) {
-                return Err(format!(
-                    "{at}: a second claim for ({}, {})",
-                    claim.model.as_deref().unwrap_or("ensemble"),
-                    claim.protocol
-                ));
-            }
-        }
-        Ok(())
     }
 
     pub fn protocol(&self, id: &str) -> Option<&ProtocolSpec> {
@@ -384,5 +247,15 @@ impl Experiment {
 
     pub fn model(&self, id: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| m.id == id)
+    }
+}
+
+/// Reads an experiment file of either kind (a training experiment with its recipes) without
+/// running anything: what `audit` would reject, this rejects.
+pub fn validate_file(file: &Path) -> Result<(), ExperimentError> {
+    if is_training_experiment(file) {
+        TrainingExperiment::read(file).map(|_| ())
+    } else {
+        LoadedExperiment::read(file).map(|_| ())
     }
 }

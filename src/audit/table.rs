@@ -1,0 +1,230 @@
+//! The results table: one column schema ([`Column`]) that writes `results.parquet` /
+//! `results.csv` from [`ResultRow`]s and that `check` reads back, so the writer and the gate cannot
+//! disagree on a column's name or type.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::{
+    CsvWriter, DataFrame, NamedFrom, ParquetReader, ParquetWriter, PolarsError, SerReader, SerWriter, Series,
+};
+
+use crate::fsio::{atomic_write, WriteError};
+use crate::report::ResultRow;
+
+/// The columns of the results table, in table order. Names follow timm's results CSVs
+/// (`top1_err`, `top5_err`, `param_count`) where they exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    Experiment,
+    Model,
+    Protocol,
+    ProtocolKind,
+    Setting,
+    Top1Err,
+    Top1ErrCiLow,
+    Top1ErrCiHigh,
+    Top5Err,
+    Top5ErrCiLow,
+    Top5ErrCiHigh,
+    Images,
+    Skipped,
+    ParamCount,
+    GmacsPerImage,
+    ClaimedTop1Err,
+    ClaimedTop5Err,
+    DeltaTop1,
+    DeltaTop5,
+    Tolerance,
+    ClaimSource,
+    Status,
+    ProtocolSummary,
+}
+
+/// How a column's cells come from a row, which also fixes its type in the file.
+enum Cells {
+    /// Always present text (Parquet string, no nulls).
+    Text(fn(&ResultRow) -> String),
+    /// Text or null.
+    OptionalText(fn(&ResultRow) -> Option<String>),
+    /// A number or null (f64).
+    Number(fn(&ResultRow) -> Option<f64>),
+    /// A count (u64).
+    Count(fn(&ResultRow) -> usize),
+}
+
+impl Column {
+    pub const ALL: [Column; 23] = [
+        Column::Experiment,
+        Column::Model,
+        Column::Protocol,
+        Column::ProtocolKind,
+        Column::Setting,
+        Column::Top1Err,
+        Column::Top1ErrCiLow,
+        Column::Top1ErrCiHigh,
+        Column::Top5Err,
+        Column::Top5ErrCiLow,
+        Column::Top5ErrCiHigh,
+        Column::Images,
+        Column::Skipped,
+        Column::ParamCount,
+        Column::GmacsPerImage,
+        Column::ClaimedTop1Err,
+        Column::ClaimedTop5Err,
+        Column::DeltaTop1,
+        Column::DeltaTop5,
+        Column::Tolerance,
+        Column::ClaimSource,
+        Column::Status,
+        Column::ProtocolSummary,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Column::Experiment => "experiment",
+            Column::Model => "model",
+            Column::Protocol => "protocol",
+            Column::ProtocolKind => "protocol_kind",
+            Column::Setting => "setting",
+            Column::Top1Err => "top1_err",
+            Column::Top1ErrCiLow => "top1_err_ci_low",
+            Column::Top1ErrCiHigh => "top1_err_ci_high",
+            Column::Top5Err => "top5_err",
+            Column::Top5ErrCiLow => "top5_err_ci_low",
+            Column::Top5ErrCiHigh => "top5_err_ci_high",
+            Column::Images => "images",
+            Column::Skipped => "skipped",
+            Column::ParamCount => "param_count",
+            Column::GmacsPerImage => "gmacs_per_image",
+            Column::ClaimedTop1Err => "claimed_top1_err",
+            Column::ClaimedTop5Err => "claimed_top5_err",
+            Column::DeltaTop1 => "delta_top1",
+            Column::DeltaTop5 => "delta_top5",
+            Column::Tolerance => "tolerance",
+            Column::ClaimSource => "claim_source",
+            Column::Status => "status",
+            Column::ProtocolSummary => "protocol_summary",
+        }
+    }
+
+    fn cells(self) -> Cells {
+        match self {
+            Column::Experiment => Cells::Text(|r| r.experiment.clone()),
+            Column::Model => Cells::Text(|r| r.model.clone()),
+            Column::Protocol => Cells::Text(|r| r.protocol.clone()),
+            Column::ProtocolKind => {
+                Cells::Text(|r| format!("{} {}", r.protocol_kind.numeral(), r.protocol_kind.short_name()))
+            }
+            Column::Setting => Cells::OptionalText(|r| r.setting.clone()),
+            Column::Top1Err => Cells::Number(|r| r.top1.map(|m| m.err)),
+            Column::Top1ErrCiLow => Cells::Number(|r| r.top1.map(|m| m.low)),
+            Column::Top1ErrCiHigh => Cells::Number(|r| r.top1.map(|m| m.high)),
+            Column::Top5Err => Cells::Number(|r| r.top5.map(|m| m.err)),
+            Column::Top5ErrCiLow => Cells::Number(|r| r.top5.map(|m| m.low)),
+            Column::Top5ErrCiHigh => Cells::Number(|r| r.top5.map(|m| m.high)),
+            Column::Images => Cells::Count(|r| r.images),
+            Column::Skipped => Cells::Count(|r| r.skipped),
+            Column::ParamCount => Cells::Number(|r| r.param_count_m),
+            Column::GmacsPerImage => Cells::Number(|r| r.gmacs_per_image),
+            Column::ClaimedTop1Err => Cells::Number(|r| r.claimed_top1_err),
+            Column::ClaimedTop5Err => Cells::Number(|r| r.claimed_top5_err),
+            Column::DeltaTop1 => Cells::Number(|r| r.delta_top1),
+            Column::DeltaTop5 => Cells::Number(|r| r.delta_top5),
+            Column::Tolerance => Cells::Number(|r| r.tolerance),
+            Column::ClaimSource => Cells::OptionalText(|r| r.claim_source.clone()),
+            Column::Status => Cells::Text(|r| r.status.label()),
+            Column::ProtocolSummary => Cells::Text(|r| r.protocol_summary.clone()),
+        }
+    }
+
+    fn series(self, rows: &[ResultRow]) -> Series {
+        let name = self.name().into();
+        match self.cells() {
+            Cells::Text(f) => Series::new(name, rows.iter().map(f).collect::<Vec<String>>()),
+            Cells::OptionalText(f) => Series::new(name, rows.iter().map(f).collect::<Vec<Option<String>>>()),
+            Cells::Number(f) => Series::new(name, rows.iter().map(f).collect::<Vec<Option<f64>>>()),
+            Cells::Count(f) => Series::new(name, rows.iter().map(|r| f(r) as u64).collect::<Vec<u64>>()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("cannot encode {path}: {error}")]
+    Encode { path: PathBuf, error: PolarsError },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("cannot read {path}: {error} (write it with `resnet-audit audit --out {dir}`)")]
+    Missing { path: PathBuf, dir: PathBuf, error: std::io::Error },
+    #[error("cannot read {path}: {error}")]
+    Decode { path: PathBuf, error: PolarsError },
+    #[error("cannot read {path}: column `{column}`: {error}")]
+    Column { path: PathBuf, column: &'static str, error: PolarsError },
+}
+
+/// The rows as a table, one column per [`Column`], in order.
+pub fn table(rows: &[ResultRow]) -> Result<DataFrame, PolarsError> {
+    DataFrame::new_infer_height(Column::ALL.iter().map(|c| c.series(rows).into()).collect())
+}
+
+/// Writes `results.parquet` and `results.csv` into `out`.
+pub fn write_tables(rows: &[ResultRow], out: &Path) -> Result<(), TableError> {
+    let parquet = out.join("results.parquet");
+    let csv = out.join("results.csv");
+    let encode = |path: &Path| {
+        let path = path.to_path_buf();
+        move |error| TableError::Encode { path, error }
+    };
+    let mut frame = table(rows).map_err(encode(&parquet))?;
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).finish(&mut frame).map_err(encode(&parquet))?;
+    atomic_write(&parquet, &bytes)?;
+    let mut bytes = Vec::new();
+    CsvWriter::new(&mut bytes).finish(&mut frame).map_err(encode(&csv))?;
+    atomic_write(&csv, &bytes)?;
+    Ok(())
+}
+
+/// `results.parquet` of a report folder, read back through the schema.
+pub struct WrittenTable {
+    path: PathBuf,
+    frame: DataFrame,
+}
+
+impl WrittenTable {
+    pub fn read(dir: &Path) -> Result<Self, TableError> {
+        let path = dir.join("results.parquet");
+        let file = std::fs::File::open(&path).map_err(|error| TableError::Missing {
+            path: path.clone(),
+            dir: dir.to_path_buf(),
+            error,
+        })?;
+        let frame =
+            ParquetReader::new(file).finish().map_err(|error| TableError::Decode { path: path.clone(), error })?;
+        Ok(Self { path, frame })
+    }
+
+    pub fn height(&self) -> usize {
+        self.frame.height()
+    }
+
+    fn column_error(&self, column: Column) -> impl FnOnce(PolarsError) -> TableError + '_ {
+        move |error| TableError::Column { path: self.path.clone(), column: column.name(), error }
+    }
+
+    /// A text column's cells (null as `None`).
+    pub fn text(&self, column: Column) -> Result<Vec<Option<String>>, TableError> {
+        debug_assert!(matches!(column.cells(), Cells::Text(_) | Cells::OptionalText(_)), "{column:?} is not text");
+        let series = self.frame.column(column.name()).map_err(self.column_error(column))?;
+        let strings = series.str().map_err(self.column_error(column))?;
+        Ok((0..strings.len()).map(|i| strings.get(i).map(str::to_string)).collect())
+    }
+
+    /// A number column's cells (null as `None`).
+    pub fn numbers(&self, column: Column) -> Result<Vec<Option<f64>>, TableError> {
+        debug_assert!(matches!(column.cells(), Cells::Number(_)), "{column:?} is not a number column");
+        let series = self.frame.column(column.name()).map_err(self.column_error(column))?;
+        let values = series.f64().map_err(self.column_error(column))?;
+        Ok((0..values.len()).map(|i| values.get(i)).collect())
+    }
+}
