@@ -264,3 +264,39 @@ fn max_pixels_zero_is_refused_when_the_experiment_is_read() {
     let stderr = text(&output.stderr);
     assert!(!output.status.success() && stderr.contains("max_pixels"), "{stderr}");
 }
+
+/// Writes the costliest image the default limit admits, for the README's memory figure:
+/// `WORST_CASE_DIR=/tmp/w cargo test --release --test images -- --ignored`, then
+/// `/usr/bin/time -v resnet-audit eval` over it. A 9459x9459 (89,472,681 pixels) progressive
+/// CMYK JPEG without subsampling: libjpeg holds every DCT coefficient (4 components × 2 bytes a
+/// pixel) while the 4-byte CMYK rows are read, then converts to 3-byte RGB.
+#[test]
+#[ignore = "writes a 9459x9459 image; run by hand for the memory figure"]
+fn write_the_worst_case_image() {
+    let Some(dir) = std::env::var_os("WORST_CASE_DIR") else { return };
+    let side = (DEFAULT_MAX_PIXELS as f64).sqrt() as usize;
+    assert!((side * side) as u64 <= DEFAULT_MAX_PIXELS && ((side + 1) * (side + 1)) as u64 > DEFAULT_MAX_PIXELS);
+    let mut compress = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_CMYK);
+    compress.set_fastest_defaults();
+    compress.set_size(side, side);
+    compress.set_progressive_mode();
+    let mut started = compress.start_compress(Vec::new()).unwrap();
+    for y in 0..side {
+        let row: Vec<u8> =
+            (0..side).flat_map(|x| [(x % 256) as u8, (y % 256) as u8, ((x ^ y) % 256) as u8, 40]).collect();
+        started.write_scanlines(&row).unwrap();
+    }
+    let folder = Path::new(&dir).join("images/class00");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("worst.JPEG"), started.finish().unwrap()).unwrap();
+    let classes: Vec<String> = (0..20).map(|c| format!("class{c:02}")).collect();
+    std::fs::write(Path::new(&dir).join("classes.txt"), classes.join("\n")).unwrap();
+    let yaml = format!(
+        "dataset: {{kind: image-folder, root: images, classes: classes.txt}}\n\
+         models:\n  - {{id: narrow, weights: {w}, input: torchvision}}\n\
+         protocols:\n  - {{id: center, kind: center-crop}}\n  - {{id: ten, kind: ten-crop}}\n  \
+         - {{id: fcn, kind: fully-convolutional, flips: true}}\n",
+        w = fixture("parity/protocol_r50_w8.safetensors").display()
+    );
+    std::fs::write(Path::new(&dir).join("experiment.yaml"), yaml).unwrap();
+}
