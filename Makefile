@@ -6,7 +6,7 @@ BIN    := target/release/resnet-audit
 PYTHON ?= python3
 VENV   := .venv
 
-.PHONY: all build test audit demo-models bench bench-reference fixtures cuda-check
+.PHONY: all build test fuzz audit demo-models bench bench-reference fixtures cuda-check
 
 all: build
 
@@ -16,6 +16,14 @@ build:
 # The whole test suite: unit, parity against the committed PyTorch outputs, error cases.
 test:
 	$(CARGO) test --release --locked
+
+# A long run of the mutation fuzzer over every reader of untrusted bytes (tests/fuzz.rs; `make
+# test` runs 400 executions per target). FUZZ_SECONDS caps each target's time, FUZZ_TARGET picks
+# targets by name; crashing inputs land in target/fuzz/crashes/.
+FUZZ_ITERATIONS ?= 100000
+FUZZ_SEED ?= 14
+fuzz:
+	FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test --release --locked --test fuzz -- --nocapture --test-threads 1
 
 # Throughput on this machine (not a test): ResNet-50 forward (ours, candle's plain path, and
 # PyTorch when `make bench-reference` has set up .venv); the evaluation pipeline (decode + resize,

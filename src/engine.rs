@@ -16,9 +16,10 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Sample;
-use crate::decode::{decode_rgb, DecodeError};
+use crate::decode::{decode_rgb_within, DecodeError, DEFAULT_MAX_PIXELS};
 use crate::model::{DenseWindow, ResNet};
-use crate::protocol::{combine, prepare, Head, ProtocolError, ProtocolSpec, ViewGroup};
+use crate::protocol::views::prepare_within;
+use crate::protocol::{combine, Head, ProtocolError, ProtocolSpec, ViewGroup};
 use crate::store::{ImageResult, Lookup, ResultStore, Scored, StoreError, StoreKey};
 use crate::transform::Normalizer;
 
@@ -46,6 +47,13 @@ pub struct Settings {
     /// Set from the experiment's top-level `on_bad_image`.
     #[serde(skip)]
     pub on_bad_image: OnBadImage,
+    /// Set from the experiment's top-level `max_pixels`: the largest image, decoded or resized.
+    #[serde(skip, default = "default_max_pixels")]
+    pub max_pixels: u64,
+}
+
+fn default_max_pixels() -> u64 {
+    DEFAULT_MAX_PIXELS
 }
 
 fn default_batch() -> usize {
@@ -57,7 +65,12 @@ fn default_chunk() -> usize {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { batch_size: default_batch(), chunk_size: default_chunk(), on_bad_image: OnBadImage::Fail }
+        Self {
+            batch_size: default_batch(),
+            chunk_size: default_chunk(),
+            on_bad_image: OnBadImage::Fail,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
     }
 }
 
@@ -149,7 +162,10 @@ pub fn evaluate(
         let chunks = &chunks;
         scope.spawn(move || {
             for index in todo {
-                let prepared = chunks[index].par_iter().map(|s| prepare_sample(s, task.protocol, scorer)).collect();
+                let prepared = chunks[index]
+                    .par_iter()
+                    .map(|s| prepare_sample(s, task.protocol, scorer, settings.max_pixels))
+                    .collect();
                 if sender.send((index, prepared)).is_err() {
                     break; // the consumer stopped on an error
                 }
@@ -172,9 +188,9 @@ pub fn evaluate(
 
 type Prepared = Result<Vec<ViewGroup>, ImageError>;
 
-fn prepare_sample(sample: &Sample, protocol: &ProtocolSpec, scorer: &Scorer) -> Prepared {
-    let image = decode_rgb(&sample.path)?;
-    Ok(prepare(protocol, &image, scorer.normalizer)?)
+fn prepare_sample(sample: &Sample, protocol: &ProtocolSpec, scorer: &Scorer, max_pixels: u64) -> Prepared {
+    let image = decode_rgb_within(&sample.path, max_pixels)?;
+    Ok(prepare_within(protocol, &image, scorer.normalizer, max_pixels)?)
 }
 
 /// Batching key: views of one shape through one head can share a forward pass.

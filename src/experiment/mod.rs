@@ -44,6 +44,10 @@ pub struct Experiment {
     /// `fail` (default): a bad image stops the run with its name; `skip`: it is recorded as skipped.
     #[serde(default)]
     pub on_bad_image: OnBadImage,
+    /// The largest image (width × height), checked on the file's header before decoding and on
+    /// every resized image; a larger one is a bad image. Default: Pillow's MAX_IMAGE_PIXELS.
+    #[serde(default = "default_max_pixels")]
+    pub max_pixels: u64,
     #[serde(default)]
     pub run: Settings,
 }
@@ -226,8 +230,16 @@ impl LoadedExperiment {
     }
 
     pub fn settings(&self) -> Settings {
-        Settings { on_bad_image: self.experiment.on_bad_image, ..self.experiment.run }
+        Settings {
+            on_bad_image: self.experiment.on_bad_image,
+            max_pixels: self.experiment.max_pixels,
+            ..self.experiment.run
+        }
     }
+}
+
+fn default_max_pixels() -> u64 {
+    crate::decode::DEFAULT_MAX_PIXELS
 }
 
 impl Experiment {

@@ -266,6 +266,9 @@ impl Experiment {
                 return Err(Problem::ZeroSetting(field));
             }
         }
+        if self.max_pixels == 0 {
+            return Err(Problem::ZeroSetting("max_pixels"));
+        }
         let mut models = BTreeSet::new();
         for m in &self.models {
             check_id("model", &m.id)?;

@@ -3,10 +3,11 @@
 use image::RgbImage;
 
 use super::{Combine, CropRegion, FullyConvolutional, PoolWindow, ProtocolSpec};
+use crate::decode::DEFAULT_MAX_PIXELS;
 use crate::model::DenseWindow;
 use crate::transform::{
-    center_region, crop, flip_horizontal, resize, ten_crop, CropTooLarge, NormalizeError, Normalizer, Resampling,
-    ResizePolicy,
+    center_region, crop, flip_horizontal, largest_buffer_pixels, resize, ten_crop, CropTooLarge, NormalizeError,
+    Normalizer, Resampling, ResizePolicy,
 };
 
 /// Which head the views of a group go through.
@@ -36,13 +37,39 @@ pub enum ProtocolError {
     Normalize(#[from] NormalizeError),
     #[error("at scale {scale} the image becomes {width}x{height}, over max_side {max_side}")]
     TooLarge { scale: u32, width: u32, height: u32, max_side: u32 },
+    #[error(
+        "resizing the {from_width}x{from_height} image to {width}x{height} needs {pixels} pixels in one \
+         buffer, over the limit of {max_pixels} (`max_pixels` in the experiment)"
+    )]
+    TooManyPixels { from_width: u32, from_height: u32, width: u32, height: u32, pixels: u64, max_pixels: u64 },
     #[error("an ensemble has no views: it reads its members' stored results")]
     Ensemble,
 }
 
-fn resized(image: &RgbImage, policy: ResizePolicy, resampling: Resampling) -> RgbImage {
-    let (w, h) = policy.target_size(image.width(), image.height());
-    resize(image, w, h, resampling)
+/// `image` resized to `width`×`height`, unless one of the resize's buffers would hold more than
+/// `max_pixels` pixels: the size comes from the image's shape and the protocol (a 65500×1 strip
+/// at shorter side 256 would be 16768000×256), so it is checked before anything is allocated.
+fn resize_within(
+    image: &RgbImage,
+    (width, height): (u32, u32),
+    resampling: Resampling,
+    max_pixels: u64,
+) -> Result<RgbImage, ProtocolError> {
+    let (from_width, from_height) = image.dimensions();
+    let pixels = largest_buffer_pixels(from_width, from_height, width, height, resampling);
+    if pixels > max_pixels {
+        return Err(ProtocolError::TooManyPixels { from_width, from_height, width, height, pixels, max_pixels });
+    }
+    Ok(resize(image, width, height, resampling))
+}
+
+fn resized(
+    image: &RgbImage,
+    policy: ResizePolicy,
+    resampling: Resampling,
+    max_pixels: u64,
+) -> Result<RgbImage, ProtocolError> {
+    resize_within(image, policy.target_size(image.width(), image.height()), resampling, max_pixels)
 }
 
 fn group(views: &[RgbImage], head: Head, normalizer: &Normalizer) -> Result<ViewGroup, ProtocolError> {
@@ -54,28 +81,40 @@ fn group(views: &[RgbImage], head: Head, normalizer: &Normalizer) -> Result<View
     Ok(ViewGroup { height, width, count: views.len(), head, pixels })
 }
 
-/// The views `spec` makes of `image`, grouped by shape (one group per scale for (iii)).
+/// The views `spec` makes of `image`, grouped by shape (one group per scale for (iii)), with
+/// resized images of at most [`DEFAULT_MAX_PIXELS`] pixels.
 pub fn prepare(
     spec: &ProtocolSpec,
     image: &RgbImage,
     normalizer: &Normalizer,
 ) -> Result<Vec<ViewGroup>, ProtocolError> {
+    prepare_within(spec, image, normalizer, DEFAULT_MAX_PIXELS)
+}
+
+/// As [`prepare`], with every resized image (and resize buffer) at most `max_pixels` pixels.
+/// Views are crops and flips of those, so a group's memory is bounded by the limit too.
+pub fn prepare_within(
+    spec: &ProtocolSpec,
+    image: &RgbImage,
+    normalizer: &Normalizer,
+    max_pixels: u64,
+) -> Result<Vec<ViewGroup>, ProtocolError> {
     let resampling = spec.resampling().ok_or(ProtocolError::Ensemble)?;
     match spec {
         ProtocolSpec::CenterCrop(p) => {
-            let resized = resized(image, p.resize, resampling);
+            let resized = resized(image, p.resize, resampling, max_pixels)?;
             let region = center_region(resized.width(), resized.height(), p.crop, p.crop)?;
             Ok(vec![group(&[crop(&resized, region)], Head::Standard, normalizer)?])
         }
         ProtocolSpec::TenCrop(p) => {
-            let mut resized = resized(image, p.resize, resampling);
+            let mut resized = resized(image, p.resize, resampling, max_pixels)?;
             if p.region == CropRegion::CentralSquare {
                 let side = resized.width().min(resized.height());
                 resized = crop(&resized, center_region(resized.width(), resized.height(), side, side)?);
             }
             Ok(vec![group(&ten_crop(&resized, p.crop)?, Head::Standard, normalizer)?])
         }
-        ProtocolSpec::FullyConvolutional(p) => fully_convolutional(p, image, resampling, normalizer),
+        ProtocolSpec::FullyConvolutional(p) => fully_convolutional(p, image, resampling, normalizer, max_pixels),
         ProtocolSpec::Ensemble(_) => Err(ProtocolError::Ensemble),
     }
 }
@@ -85,6 +124,7 @@ fn fully_convolutional(
     image: &RgbImage,
     resampling: Resampling,
     normalizer: &Normalizer,
+    max_pixels: u64,
 ) -> Result<Vec<ViewGroup>, ProtocolError> {
     let head = Head::Dense(match p.pool {
         PoolWindow::Sliding(k) => DenseWindow::Pool(k),
@@ -96,7 +136,8 @@ fn fully_convolutional(
         if width.max(height) > p.max_side {
             return Err(ProtocolError::TooLarge { scale, width, height, max_side: p.max_side });
         }
-        let resized = resize(image, width, height, resampling);
+        // max_side is the protocol's own bound; max_pixels also holds when max_side is set high.
+        let resized = resize_within(image, (width, height), resampling, max_pixels)?;
         let views = if p.flips {
             let mirrored = flip_horizontal(&resized);
             vec![resized, mirrored]

@@ -6,7 +6,7 @@ pub mod resize;
 
 pub use crop::{center_region, crop, flip_horizontal, ten_crop, CropTooLarge, Region};
 pub use normalize::{ChannelOrder, InputSpec, MeanSpec, NormalizeError, Normalizer, OtherSizes, PixelScale};
-pub use resize::{resize, Interpolation, Resampling};
+pub use resize::{largest_buffer_pixels, resize, Interpolation, Resampling};
 
 use serde::{Deserialize, Serialize};
 

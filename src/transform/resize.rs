@@ -33,7 +33,23 @@ pub struct Resampling {
 
 const CHANNELS: usize = 3;
 
-/// Resizes `image` to `width`×`height` (both at least 1).
+/// The most pixels one buffer of [`resize`] holds when it resizes `in_w`×`in_h` to
+/// `out_w`×`out_h`: the output, or for Pillow's two passes the horizontal pass's `out_w`×`in_h`
+/// rows when that is larger. Compared with a pixel limit before resizing, it bounds the
+/// resize's memory by the limit, whatever the input's shape (a 65500×1 strip, a Warp of a tall
+/// image).
+pub fn largest_buffer_pixels(in_w: u32, in_h: u32, out_w: u32, out_h: u32, resampling: Resampling) -> u64 {
+    let output = out_w as u64 * out_h as u64;
+    let pillow_two_pass = resampling.antialias && resampling.interpolation != Interpolation::Nearest;
+    if pillow_two_pass && out_w != in_w {
+        output.max(out_w as u64 * in_h as u64)
+    } else {
+        output
+    }
+}
+
+/// Resizes `image` to `width`×`height` (both at least 1). Callers resizing to a size derived
+/// from untrusted input check [`largest_buffer_pixels`] first.
 pub fn resize(image: &RgbImage, width: u32, height: u32, resampling: Resampling) -> RgbImage {
     let (in_w, in_h) = image.dimensions();
     if (in_w, in_h) == (width, height) {
