@@ -6,7 +6,7 @@ BIN    := target/release/resnet-audit
 PYTHON ?= python3
 VENV   := .venv
 
-.PHONY: all build test audit demo-models bench bench-reference fixtures cuda-check
+.PHONY: all build test audit demo-models bench bench-reference fixtures cuda-check slurm-test
 
 all: build
 
@@ -16,6 +16,12 @@ build:
 # The whole test suite: unit, parity against the committed PyTorch outputs, error cases.
 test:
 	$(CARGO) test --release --locked
+
+# A real one-node Slurm (Debian's slurm-wlm and munge, installed when absent; needs root, no
+# systemd): an array job, a merge job that depends on it, a job cancelled and resubmitted.
+# Every daemon and file lives under one temp dir and is stopped/removed at the end (about 20 s).
+slurm-test:
+	tests/slurm/run.sh
 
 # Throughput on this machine (not a test): ResNet-50 forward (ours, candle's plain path, and
 # PyTorch when `make bench-reference` has set up .venv); the evaluation pipeline (decode + resize,
