@@ -171,7 +171,7 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$socket
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool/slurmd-%n
+SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/run/slurmctld.pid
 SlurmdPidFile=$dir/run/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
