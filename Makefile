@@ -6,7 +6,7 @@ BIN    := target/release/resnet-audit
 PYTHON ?= python3
 VENV   := .venv
 
-.PHONY: all build test fuzz audit demo-models bench bench-reference fixtures cuda-check
+.PHONY: all build test fuzz audit demo-models bench bench-reference fixtures cuda-check slurm-test
 
 all: build
 
@@ -24,6 +24,12 @@ FUZZ_ITERATIONS ?= 100000
 FUZZ_SEED ?= 14
 fuzz:
 	FUZZ_ITERATIONS=$(FUZZ_ITERATIONS) FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test --release --locked --test fuzz -- --nocapture --test-threads 1
+
+# A real one-node Slurm (Debian's slurm-wlm and munge, installed when absent; needs root, no
+# systemd): an array job, a merge job that depends on it, a job cancelled and resubmitted.
+# Every daemon and file lives under one temp dir and is stopped/removed at the end (about 20 s).
+slurm-test:
+	tests/slurm/run.sh
 
 # Throughput on this machine (not a test): ResNet-50 forward (ours, candle's plain path, and
 # PyTorch when `make bench-reference` has set up .venv); the evaluation pipeline (decode + resize,
