@@ -6,6 +6,8 @@
 //! not on disk) is not an error: its rows say `not run` with the fix. A malformed file is an
 //! error, so a typo never passes as "not run".
 
+pub mod bands;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -145,6 +147,7 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
         command: options.command.clone(),
         experiments,
         charts: Vec::new(),
+        bands: bands::sweep_bands(&rows),
         rows,
     };
     write_report(report, &options.out)
