@@ -32,13 +32,17 @@ pub(super) struct Axes<'f, X, Y> {
 /// Tick label width for numeric y axes (error in percent, two decimals at most).
 pub(super) const NUMERIC_Y_LABEL_WIDTH: u32 = 74;
 
+/// A chart over the axes built from `X` and `Y` (what [`mesh`] returns).
+pub(super) type Plot<'a, DB, X, Y> =
+    ChartContext<'a, DB, Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>>;
+
 /// Builds the chart on `area` over `x` × `y` and draws its mesh as `axes` says.
 pub(super) fn mesh<'a, DB, X, Y>(
     area: &'a DrawingArea<DB, Shift>,
     x: X,
     y: Y,
     axes: &Axes<'_, X::Value, Y::Value>,
-) -> Result<ChartContext<'a, DB, Cartesian2d<X::CoordDescType, Y::CoordDescType>>, DrawError>
+) -> Result<Plot<'a, DB, X, Y>, DrawError>
 where
     DB: DrawingBackend,
     X: AsRangedCoord,
