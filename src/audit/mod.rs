@@ -10,6 +10,7 @@
 //! here, read by `check`), `training.rs` audits `kind: training` experiments, `manifest.rs`
 //! records date, version and the whole report.
 
+pub mod bands;
 mod manifest;
 mod rows;
 pub mod table;
@@ -152,6 +153,7 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
         command: options.command.clone(),
         experiments,
         charts: Vec::new(),
+        bands: bands::sweep_bands(&rows),
         rows,
     };
     write_report(report, &options.out)

@@ -1,7 +1,7 @@
 //! The audit's outputs after the numbers exist: the results table (one [`ResultRow`] per
 //! experiment × model × protocol), charts (plotters, PNG + SVG) and the report documents
 //! (Markdown and a self-contained HTML page). Nothing here computes a result; it only presents
-//! what `audit.rs` measured.
+//! what the audit measured and judged (rows, statuses, sweep bands: see `audit::bands`).
 
 pub mod charts;
 pub mod document;
@@ -71,8 +71,9 @@ impl ProtocolKind {
 pub struct Measured {
     /// Error in percent.
     pub err: f64,
-    /// Wilson 95% interval, percent.
+    /// Lower end of the Wilson 95% interval, percent.
     pub low: f64,
+    /// Upper end of the Wilson 95% interval, percent.
     pub high: f64,
 }
 
@@ -93,8 +94,9 @@ pub struct ResultRow {
     pub protocol_summary: String,
     pub top1: Option<Measured>,
     pub top5: Option<Measured>,
-    /// Images evaluated (scored), and images skipped as unreadable.
+    /// Images evaluated (scored).
     pub images: usize,
+    /// Images skipped as unreadable.
     pub skipped: usize,
     /// Parameters of the model (sum over members for ensembles), in millions.
     pub param_count_m: Option<f64>,
@@ -102,14 +104,45 @@ pub struct ResultRow {
     pub gmacs_per_image: Option<f64>,
     pub claimed_top1_err: Option<f64>,
     pub claimed_top5_err: Option<f64>,
-    /// Measured − claimed, points.
+    /// Measured − claimed top-1 error, points.
     pub delta_top1: Option<f64>,
+    /// Measured − claimed top-5 error, points.
     pub delta_top5: Option<f64>,
     /// Allowed |delta| in points.
     pub tolerance: Option<f64>,
     /// Where the claim comes from (paper table, README, URL).
     pub claim_source: Option<String>,
     pub status: Status,
+}
+
+/// The spread of top-1 error over one sensitivity sweep: all rows of one (experiment, model,
+/// protocol) whose `setting` is `Some`, with the protocol as written (`setting: None`) counted
+/// as one more faithful reading. Computed by `audit::bands::sweep_bands`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepBand {
+    pub experiment: String,
+    pub model: String,
+    pub protocol: String,
+    pub protocol_kind: ProtocolKind,
+    /// The settings with a measured top-1 error, in row order (N = `settings.len()`).
+    pub settings: Vec<String>,
+    /// Sweep settings without a top-1 measurement (not run); not in the band.
+    pub unmeasured: usize,
+    /// The lowest top-1 error in the band.
+    pub min_top1_err: f64,
+    /// The setting that gave the lowest error (`as written` for the protocol as written).
+    pub min_setting: String,
+    /// The highest top-1 error in the band.
+    pub max_top1_err: f64,
+    /// The setting that gave the highest error (`as written` for the protocol as written).
+    pub max_setting: String,
+    /// Top-1 error of the protocol as written, when that row exists and was measured.
+    pub as_written_top1_err: Option<f64>,
+    /// The claimed top-1 error: from the sweep rows, else from the protocol-as-written row.
+    pub claimed_top1_err: Option<f64>,
+    /// Whether min ≤ claim ≤ max (within the claim's rounding); `None` when nothing claims a
+    /// top-1 error.
+    pub claim_inside: Option<bool>,
 }
 
 /// A model as the report describes it.
@@ -140,8 +173,9 @@ pub struct ProtocolInfo {
 /// One experiment file's part of the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExperimentInfo {
-    /// File stem (`demo`), and the path of its copy inside the report folder (`experiments/demo.yaml`).
+    /// File stem (`demo`).
     pub name: String,
+    /// The path of its copy inside the report folder (`experiments/demo.yaml`).
     pub copied_file: String,
     pub description: String,
     /// The dataset in words (`class folders under …, 600 images, 10 classes`).
@@ -164,8 +198,9 @@ pub struct ChartFiles {
     pub title: String,
     /// One or two sentences saying what the chart shows and how to read it.
     pub caption: String,
-    /// File names relative to the report folder.
+    /// The PNG's file name, relative to the report folder.
     pub png: String,
+    /// The SVG's file name, relative to the report folder.
     pub svg: String,
 }
 
@@ -181,5 +216,8 @@ pub struct AuditReport {
     pub command: String,
     pub experiments: Vec<ExperimentInfo>,
     pub rows: Vec<ResultRow>,
+    /// One band per swept (experiment, model, protocol), computed by the audit from `rows`.
+    #[serde(default)]
+    pub bands: Vec<SweepBand>,
     pub charts: Vec<ChartFiles>,
 }

@@ -1,0 +1,357 @@
+//! What both documents say, before markup: numbers formatted as the report prints them, status
+//! names and counts, the reading guide, the results table's cells, and sweep bands in words.
+
+use crate::report::{Measured, ResultRow, Status, SweepBand};
+
+/// What a cell or sentence shows where there is no value.
+pub(super) const MISSING: &str = "—";
+
+/// Error in percent, 2 decimals.
+pub(super) fn fmt_err(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.is_finite() => format!("{x:.2}"),
+        _ => MISSING.into(),
+    }
+}
+
+/// Error with its Wilson interval: `24.70 [24.32, 25.08]`.
+fn fmt_measured(m: Option<&Measured>) -> String {
+    match m {
+        Some(m) if m.err.is_finite() => format!("{:.2} [{:.2}, {:.2}]", m.err, m.low, m.high),
+        _ => MISSING.into(),
+    }
+}
+
+/// Signed points, 2 decimals: `+0.12`, `-0.30`; a value that rounds to zero is `+0.00`, not `-0.00`.
+fn fmt_delta(v: Option<f64>) -> String {
+    match v {
+        Some(d) if d.is_finite() => {
+            let s = format!("{d:+.2}");
+            if s == "-0.00" {
+                "+0.00".into()
+            } else {
+                s
+            }
+        }
+        _ => MISSING.into(),
+    }
+}
+
+/// The allowed |Δ| as `±0.20`.
+fn fmt_tolerance(v: Option<f64>) -> String {
+    match v {
+        Some(t) if t.is_finite() => format!("±{t:.2}"),
+        _ => MISSING.into(),
+    }
+}
+
+/// Three significant digits: 4.09, 40.9, 409, 4090, 0.0409.
+fn fmt_sig3(v: Option<f64>) -> String {
+    let Some(x) = v.filter(|x| x.is_finite()) else { return MISSING.into() };
+    if x == 0.0 {
+        return "0".into();
+    }
+    // Round first, then pick decimals from the rounded value, so 9.996 prints as 10.0, not 10.00.
+    let exp = |y: f64| y.abs().log10().floor() as i32;
+    let scale = 10f64.powi(exp(x) - 2);
+    let rounded = (x / scale).round() * scale;
+    let decimals = (2 - exp(rounded)).max(0) as usize;
+    format!("{rounded:.decimals$}")
+}
+
+/// Thousands separated: 50,000.
+pub(super) fn fmt_count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Top-1 and top-5 in one cell, `a / b`; a single dash when both are missing.
+fn fmt_pair(a: String, b: String) -> String {
+    if a == MISSING && b == MISSING {
+        MISSING.into()
+    } else {
+        format!("{a} / {b}")
+    }
+}
+
+/// The first 12 hex digits of a SHA-256: enough to tell files apart in a table.
+pub(super) fn short_sha(sha: &str) -> String {
+    sha.chars().take(12).collect()
+}
+
+/// The CSS class of a status, also the key of [`STATUS_NAMES`].
+pub(super) fn status_class(status: &Status) -> &'static str {
+    match status {
+        Status::Reproduced => "reproduced",
+        Status::Drift => "drift",
+        Status::Measured => "measured",
+        Status::NotRun(_) => "notrun",
+    }
+}
+
+/// The status names in the order the summary counts them.
+pub(super) const STATUS_NAMES: [(&str, &str); 4] =
+    [("reproduced", "reproduced"), ("drift", "drift"), ("measured", "measured"), ("notrun", "not run")];
+
+/// Rows per status, in [`STATUS_NAMES`] order.
+pub(super) fn status_counts<'a>(rows: impl IntoIterator<Item = &'a ResultRow>) -> [usize; 4] {
+    let mut counts = [0; 4];
+    for row in rows {
+        let class = status_class(&row.status);
+        if let Some(i) = STATUS_NAMES.iter().position(|(c, _)| *c == class) {
+            counts[i] += 1;
+        }
+    }
+    counts
+}
+
+/// A piece of the reading guide: plain text, or a status word (CSS class, word) that each format
+/// marks up its own way.
+enum Piece {
+    Text(&'static str),
+    Status(&'static str, &'static str),
+}
+
+/// The one-paragraph reading guide.
+const HOW_TO_READ: &[Piece] = &[
+    Piece::Text(
+        "Each result row is one model (or ensemble) evaluated under one test protocol on the images \
+         named by its experiment. The protocols are the four of the ResNet paper: (i) one center crop \
+         of the resized image; (ii) 10 crops (four corners and the center, plus their horizontal \
+         flips) with the scores averaged; (iii) fully-convolutional testing at multiple scales (the \
+         network slides over the whole resized image and the scores of all scales are averaged); \
+         (iv) ensembles, whose members' scores are combined. Every knob of each protocol as \
+         configured is listed in its experiment's protocol table. Errors are top-1 and top-5 error \
+         in percent (images whose true class is not the first, or not among the first five, \
+         predictions), each followed by its Wilson 95% confidence interval in brackets. \
+         Delta (Δ) = measured − claimed, in percentage points: negative means the measurement is \
+         better than the published claim; tolerance is the largest |Δ| still counted as agreement. \
+         Status: ",
+    ),
+    Piece::Status("reproduced", "reproduced"),
+    Piece::Text(" = every claimed number is within tolerance of the measurement; "),
+    Piece::Status("drift", "drift"),
+    Piece::Text(" = at least one claimed number is outside tolerance; "),
+    Piece::Status("measured", "measured"),
+    Piece::Text(" = measured, but no claim exists for it; "),
+    Piece::Status("notrun", "not run"),
+    Piece::Text(
+        " = not measured, with the reason and the fix. A setting (such as interpolation=bicubic) \
+         marks a sensitivity sweep: the protocol re-run with one knob the source leaves open set \
+         differently, to show the band of errors a claim is consistent with. A dash (—) means no value.",
+    ),
+];
+
+/// The reading guide marked up by one format: `text` escapes the plain pieces, `status` marks up
+/// a status word given its CSS class and the word.
+pub(super) fn reading_guide(text: impl Fn(&str) -> String, status: impl Fn(&str, &str) -> String) -> String {
+    HOW_TO_READ
+        .iter()
+        .map(|piece| match piece {
+            Piece::Text(t) => text(t),
+            Piece::Status(class, word) => status(class, word),
+        })
+        .collect()
+}
+
+/// Text of a drift row for the summary list, after its experiment's name.
+pub(super) fn drift_text(r: &ResultRow) -> String {
+    let mut parts = Vec::new();
+    for (name, m, c, d) in [
+        ("top-1", r.top1.as_ref(), r.claimed_top1_err, r.delta_top1),
+        ("top-5", r.top5.as_ref(), r.claimed_top5_err, r.delta_top5),
+    ] {
+        if c.is_some() {
+            parts.push(format!("{name} {} vs claimed {} (Δ {})", fmt_err(m.map(|m| m.err)), fmt_err(c), fmt_delta(d)));
+        }
+    }
+    let setting = r.setting.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
+    format!(
+        "{} · {} {}{setting}: {}; tolerance {}",
+        r.model,
+        r.protocol_kind.numeral(),
+        r.protocol,
+        if parts.is_empty() { MISSING.to_string() } else { parts.join(", ") },
+        fmt_tolerance(r.tolerance)
+    )
+}
+
+/// One results-table row as plain text cells (escaped by each format).
+pub(super) struct RowCells {
+    pub cells: Vec<String>,
+    /// A sweep setting's row (shown indented under its protocol as written).
+    pub sweep: bool,
+}
+
+/// Column headers of the results table (Markdown).
+pub(super) const RESULT_HEADER: [&str; 13] = [
+    "model",
+    "protocol",
+    "setting",
+    "top-1 err % [95% CI]",
+    "top-5 err % [95% CI]",
+    "claimed top-1 / top-5",
+    "Δ top-1 / top-5",
+    "tolerance",
+    "status",
+    "images",
+    "skipped",
+    "GMACs/image",
+    "source",
+];
+/// The same headers for HTML (raw markup): the interval on its own line keeps the columns narrow.
+pub(super) const RESULT_HEADER_HTML: [&str; 13] = [
+    "model",
+    "protocol",
+    "setting",
+    "top-1 err %<br>[95% CI]",
+    "top-5 err %<br>[95% CI]",
+    "claimed<br>top-1 / top-5",
+    "Δ<br>top-1 / top-5",
+    "tolerance",
+    "status",
+    "images",
+    "skipped",
+    "GMACs/<br>image",
+    "source",
+];
+/// Columns of RESULT_HEADER holding numbers (right-aligned).
+pub(super) const RESULT_NUMERIC: [usize; 8] = [3, 4, 5, 6, 7, 9, 10, 11];
+/// The status column of the results table.
+pub(super) const COL_STATUS: usize = 8;
+/// The claim-source column of the results table.
+pub(super) const COL_SOURCE: usize = 12;
+
+/// The not-run reason for a table cell: in full, unless the experiment's "Not run" box already
+/// shows the same text; then its first line and a pointer to the box (keeps the table compact).
+pub(super) fn not_run_reason(why: &str, boxed: Option<&str>) -> String {
+    let why = why.trim();
+    let first = why.lines().next().unwrap_or_default();
+    if boxed.is_some_and(|b| b.trim() == why) && first.len() < why.len() {
+        format!("{first} … (in full in the box above)")
+    } else {
+        why.to_string()
+    }
+}
+
+/// The cells of one results-table row; `boxed`: the experiment's not-run text, shown in full
+/// above the table.
+pub(super) fn row_cells(r: &ResultRow, boxed: Option<&str>) -> RowCells {
+    RowCells {
+        cells: vec![
+            r.model.clone(),
+            format!("{} {}", r.protocol_kind.numeral(), r.protocol),
+            r.setting.clone().unwrap_or_else(|| "as written".into()),
+            fmt_measured(r.top1.as_ref()),
+            fmt_measured(r.top5.as_ref()),
+            fmt_pair(fmt_err(r.claimed_top1_err), fmt_err(r.claimed_top5_err)),
+            fmt_pair(fmt_delta(r.delta_top1), fmt_delta(r.delta_top5)),
+            fmt_tolerance(r.tolerance),
+            match &r.status {
+                Status::NotRun(why) => format!("not run: {}", not_run_reason(why, boxed)),
+                other => other.label(),
+            },
+            fmt_count(r.images),
+            fmt_count(r.skipped),
+            fmt_sig3(r.gmacs_per_image),
+            r.claim_source.clone().unwrap_or_else(|| MISSING.into()),
+        ],
+        sweep: r.setting.is_some(),
+    }
+}
+
+/// Anchor id of an experiment section.
+pub(super) fn anchor(name: &str) -> String {
+    let slug: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+    format!("exp-{slug}")
+}
+
+/// A sweep band in words, without the experiment/protocol (those head the group it is listed in).
+pub(super) fn band_sentence(band: &SweepBand) -> String {
+    let n = band.settings.len();
+    let mut s = format!(
+        "{}: band {}–{} top-1 error over the protocol as written and its {n} sweep setting{} (min: {}, max: {})",
+        band.model,
+        fmt_err(Some(band.min_top1_err)),
+        fmt_err(Some(band.max_top1_err)),
+        if n == 1 { "" } else { "s" },
+        band.min_setting,
+        band.max_setting,
+    );
+    if let Some(w) = band.as_written_top1_err {
+        s += &format!("; as written: {}", fmt_err(Some(w)));
+    }
+    if band.unmeasured > 0 {
+        s += &format!("; {} setting(s) not measured", band.unmeasured);
+    }
+    match (band.claimed_top1_err, band.claim_inside) {
+        (Some(c), Some(true)) => s += &format!(". Claimed {} lies inside the band.", fmt_err(Some(c))),
+        (Some(c), _) => {
+            let side = if c < band.min_top1_err { "below" } else { "above" };
+            s += &format!(". Claimed {} lies outside the band ({side} it).", fmt_err(Some(c)));
+        }
+        (None, _) => s += ". No top-1 claim to compare.",
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::ProtocolKind;
+
+    #[test]
+    fn numbers_are_formatted_as_documented() {
+        assert_eq!(fmt_err(Some(24.7)), "24.70");
+        assert_eq!(fmt_err(None), "—");
+        assert_eq!(fmt_err(Some(f64::NAN)), "—");
+        assert_eq!(fmt_delta(Some(0.12)), "+0.12");
+        assert_eq!(fmt_delta(Some(-0.3)), "-0.30");
+        assert_eq!(fmt_delta(Some(-0.001)), "+0.00");
+        let sig: Vec<String> = [4.0903, 40.93, 409.3, 4093.0, 0.040_93, 9.996, 1.0].map(|v| fmt_sig3(Some(v))).into();
+        assert_eq!(sig, ["4.09", "40.9", "409", "4090", "0.0409", "10.0", "1.00"]);
+        assert_eq!(fmt_count(50_000), "50,000");
+        assert_eq!(fmt_count(1_234_567), "1,234,567");
+        assert_eq!(fmt_count(600), "600");
+    }
+
+    fn band(claimed: Option<f64>, inside: Option<bool>) -> SweepBand {
+        SweepBand {
+            experiment: "demo".into(),
+            model: "resnet101".into(),
+            protocol: "ten-crop".into(),
+            protocol_kind: ProtocolKind::TenCrop,
+            settings: vec!["scores=logits".into(), "corners=square".into()],
+            unmeasured: 1,
+            min_top1_err: 22.0,
+            min_setting: "as written".into(),
+            max_top1_err: 22.3,
+            max_setting: "scores=logits".into(),
+            as_written_top1_err: Some(22.0),
+            claimed_top1_err: claimed,
+            claim_inside: inside,
+        }
+    }
+
+    #[test]
+    fn band_sentence_says_where_the_claim_lies() {
+        let below = band_sentence(&band(Some(21.75), Some(false)));
+        assert_eq!(
+            below,
+            "resnet101: band 22.00–22.30 top-1 error over the protocol as written and its 2 sweep settings \
+             (min: as written, max: scores=logits); as written: 22.00; 1 setting(s) not measured. \
+             Claimed 21.75 lies outside the band (below it)."
+        );
+        assert!(band_sentence(&band(Some(22.5), Some(false))).ends_with("outside the band (above it)."));
+        assert!(band_sentence(&band(Some(22.1), Some(true))).ends_with("Claimed 22.10 lies inside the band."));
+        assert!(band_sentence(&band(None, None)).ends_with(". No top-1 claim to compare."));
+    }
+}

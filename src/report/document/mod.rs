@@ -1,0 +1,460 @@
+//! `report.md` and a self-contained `report.html` from an [`AuditReport`]: the same facts in both,
+//! written so that a reader who never saw the code can tell what was measured, under which
+//! protocol, and whether it agrees with the published claim. Nothing here computes a result: the
+//! rows, claims, statuses and sweep bands come from the audit; this module words and marks them up.
+//!
+//! `format` holds what both documents share (numbers, status words, the reading guide, table
+//! cells), `markdown` and `html` the two formats, `svg` the inliner that puts each chart's SVG into
+//! the page. The HTML page has no external references: its CSS (`report.css`) is inline and every
+//! chart's SVG is read from the report folder and inlined (prolog stripped, made to scale to the
+//! page width). Both files are written with [`crate::fsio::atomic_write`], so a reader never sees a
+//! half-written report.
+
+mod format;
+mod html;
+mod markdown;
+mod svg;
+
+use std::path::{Path, PathBuf};
+
+pub use svg::SvgError;
+
+use super::{AuditReport, ExperimentInfo, ResultRow, SweepBand};
+
+/// The Markdown report's file name inside the report folder.
+pub const MARKDOWN_FILE: &str = "report.md";
+/// The HTML report's file name inside the report folder.
+pub const HTML_FILE: &str = "report.html";
+
+/// Why a report document could not be written; always names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("{}: cannot read chart SVG: {source}", path.display())]
+    ReadSvg {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: not an SVG document: {problem}", path.display())]
+    BadSvg {
+        path: PathBuf,
+        #[source]
+        problem: SvgError,
+    },
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Writes `dir/report.md`; charts referenced as images by their PNG file names.
+pub fn write_markdown(report: &AuditReport, dir: &Path) -> Result<PathBuf, DocumentError> {
+    write(&dir.join(MARKDOWN_FILE), &markdown::markdown(report))
+}
+
+/// Writes `dir/report.html`: one file, no external references: CSS inline, each chart's SVG
+/// (read from `dir/<chart.svg>`) inlined into the page. A missing SVG is an error naming it.
+pub fn write_html(report: &AuditReport, dir: &Path) -> Result<PathBuf, DocumentError> {
+    let mut svgs = Vec::with_capacity(report.charts.len());
+    for chart in &report.charts {
+        let path = dir.join(&chart.svg);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => return Err(DocumentError::ReadSvg { path, source }),
+        };
+        svgs.push(svg::inline_svg(&text, &chart.title).map_err(|problem| DocumentError::BadSvg { path, problem })?);
+    }
+    write(&dir.join(HTML_FILE), &html::html(report, &svgs))
+}
+
+/// Writes one document atomically (creating the folder); returns its path.
+fn write(path: &Path, text: &str) -> Result<PathBuf, DocumentError> {
+    crate::fsio::atomic_write(path, text.as_bytes())
+        .map_err(|e| DocumentError::Write { path: e.path, source: e.source })?;
+    Ok(path.to_path_buf())
+}
+
+/// An experiment's rows with each protocol's sweep rows right after its as-written row; sweep rows
+/// without an as-written row keep their place at the end.
+fn ordered_rows<'a>(rows: &[&'a ResultRow]) -> Vec<&'a ResultRow> {
+    let mut out: Vec<&ResultRow> = Vec::with_capacity(rows.len());
+    let mut used = vec![false; rows.len()];
+    for (i, r) in rows.iter().enumerate() {
+        if r.setting.is_some() {
+            continue;
+        }
+        out.push(r);
+        used[i] = true;
+        for (j, s) in rows.iter().enumerate() {
+            if !used[j] && s.setting.is_some() && s.model == r.model && s.protocol == r.protocol {
+                out.push(s);
+                used[j] = true;
+            }
+        }
+    }
+    out.extend(rows.iter().zip(&used).filter(|(_, u)| !**u).map(|(r, _)| *r));
+    out
+}
+
+/// Sweep bands of one experiment grouped by protocol: (numeral + id, bands), protocols in the
+/// experiment's order, then any the experiment does not list.
+fn bands_by_protocol(exp: Option<&ExperimentInfo>, bands: &[SweepBand]) -> Vec<(String, Vec<SweepBand>)> {
+    let mut groups: Vec<(String, String, Vec<SweepBand>)> = Vec::new();
+    if let Some(exp) = exp {
+        for p in &exp.protocols {
+            groups.push((p.id.clone(), format!("{} {}", p.kind.numeral(), p.id), Vec::new()));
+        }
+    }
+    for b in bands {
+        match groups.iter_mut().find(|g| g.0 == b.protocol) {
+            Some(g) => g.2.push(b.clone()),
+            None => groups.push((
+                b.protocol.clone(),
+                format!("{} {}", b.protocol_kind.numeral(), b.protocol),
+                vec![b.clone()],
+            )),
+        }
+    }
+    groups.into_iter().filter(|g| !g.2.is_empty()).map(|g| (g.1, g.2)).collect()
+}
+
+/// What one experiment section shows, gathered once for both formats.
+struct ExperimentView<'a> {
+    /// `None` for rows whose experiment the report does not describe.
+    info: Option<&'a ExperimentInfo>,
+    name: &'a str,
+    /// Its rows, each protocol's sweep rows right after the protocol as written.
+    rows: Vec<&'a ResultRow>,
+    /// Its sweep bands grouped by protocol: (numeral + id, bands).
+    bands: Vec<(String, Vec<SweepBand>)>,
+}
+
+/// One view per described experiment, in the report's order, then one per experiment that only
+/// rows name.
+fn experiment_views(report: &AuditReport) -> Vec<ExperimentView<'_>> {
+    let build = |info: Option<&'_ ExperimentInfo>, name: &str| {
+        let rows: Vec<&ResultRow> = report.rows.iter().filter(|r| r.experiment == name).collect();
+        let bands: Vec<SweepBand> = report.bands.iter().filter(|b| b.experiment == name).cloned().collect();
+        (ordered_rows(&rows), bands_by_protocol(info, &bands))
+    };
+    let mut views = Vec::new();
+    for exp in &report.experiments {
+        let (rows, bands) = build(Some(exp), &exp.name);
+        views.push(ExperimentView { info: Some(exp), name: &exp.name, rows, bands });
+    }
+    // Rows whose experiment is not described still get a section, so no result is dropped.
+    let mut orphans: Vec<&str> = Vec::new();
+    for r in &report.rows {
+        if !report.experiments.iter().any(|e| e.name == r.experiment) && !orphans.contains(&r.experiment.as_str()) {
+            orphans.push(&r.experiment);
+        }
+    }
+    for name in orphans {
+        let (rows, bands) = build(None, name);
+        views.push(ExperimentView { info: None, name, rows, bands });
+    }
+    views
+}
+
+#[cfg(test)]
+mod tests {
+    use super::html::esc;
+    use super::*;
+    use crate::report::{ChartFiles, Measured, ModelInfo, ProtocolInfo, ProtocolKind, Status};
+
+    const FIX: &str = "IMAGENET_VAL is not set: point it at the ImageNet 2012 validation folder (class folders), e.g.\n    export IMAGENET_VAL=/data/imagenet/val\n\nand convert the released Caffe weights first:\n    resnet-audit convert caffe ResNet-50-model.caffemodel --prototxt ResNet-50-deploy.prototxt --out weights/resnet50-caffe.safetensors";
+    const ODD_ID: &str = "resnet50<b>&";
+
+    fn measured(err: f64) -> Option<Measured> {
+        Some(Measured { err, low: err - 0.38, high: err + 0.38 })
+    }
+
+    fn row(model: &str, protocol: &str, kind: ProtocolKind, setting: Option<&str>, top1: Option<f64>) -> ResultRow {
+        ResultRow {
+            experiment: "demo".into(),
+            model: model.into(),
+            protocol: protocol.into(),
+            protocol_kind: kind,
+            setting: setting.map(Into::into),
+            protocol_summary: format!("{protocol} as configured"),
+            top1: top1.and_then(measured),
+            top5: top1.and_then(|t| measured(t / 3.0)),
+            images: if top1.is_some() { 50_000 } else { 0 },
+            skipped: 0,
+            param_count_m: Some(25.6),
+            gmacs_per_image: Some(4.0903),
+            claimed_top1_err: None,
+            claimed_top5_err: None,
+            delta_top1: None,
+            delta_top5: None,
+            tolerance: None,
+            claim_source: None,
+            status: Status::Measured,
+        }
+    }
+
+    fn claim(mut r: ResultRow, top1: Option<f64>, top5: Option<f64>, tolerance: f64) -> ResultRow {
+        r.claimed_top1_err = top1;
+        r.claimed_top5_err = top5;
+        r.delta_top1 = top1.and_then(|c| Some(r.top1?.err - c));
+        r.delta_top5 = top5.and_then(|c| Some(r.top5?.err - c));
+        r.tolerance = Some(tolerance);
+        r.claim_source = Some("https://github.com/KaimingHe/deep-residual-networks#results".into());
+        let out = [r.delta_top1, r.delta_top5].iter().flatten().any(|d| d.abs() > tolerance);
+        r.status = if out { Status::Drift } else { Status::Reproduced };
+        r
+    }
+
+    fn sample() -> AuditReport {
+        use ProtocolKind::*;
+        let mut ensemble = claim(row("ensemble", "ensemble-top5", Ensemble, None, Some(18.0)), None, Some(5.70), 0.5);
+        ensemble.gmacs_per_image = Some(1234.5);
+        let mut not_run = row("resnet101", "fcn-multiscale", FullyConvolutional, None, None);
+        not_run.status = Status::NotRun("FCN pooling needs pool5 stride 1: set `pool5: sliding` in the model".into());
+        let mut caffe_row = row("resnet50-caffe", "center-crop", CenterCrop, None, None);
+        caffe_row.experiment = "caffe-paper".into();
+        caffe_row.status = Status::NotRun(FIX.into());
+        let rows = vec![
+            // 24.70 measured vs 24.58 claimed: delta +0.12, reproduced within 0.2.
+            claim(row(ODD_ID, "center-crop", CenterCrop, None, Some(24.70)), Some(24.58), None, 0.2),
+            claim(
+                row(ODD_ID, "center-crop", CenterCrop, Some("interpolation=bicubic"), Some(24.10)),
+                Some(24.58),
+                None,
+                0.2,
+            ),
+            claim(
+                row(ODD_ID, "center-crop", CenterCrop, Some("interpolation=nearest"), Some(25.40)),
+                Some(24.58),
+                None,
+                0.2,
+            ),
+            // 23.50 vs 22.85: drift.
+            claim(row(ODD_ID, "ten-crop", TenCrop, None, Some(23.50)), Some(22.85), None, 0.2),
+            row("resnet101", "ten-crop", TenCrop, None, Some(22.00)),
+            ensemble,
+            not_run,
+            caffe_row,
+        ];
+        let model = |id: &str, sha: Option<&str>| ModelInfo {
+            id: id.into(),
+            architecture: "ResNet-50 v1.5 (torch pool)".into(),
+            weights: "hf://timm/resnet50.tv_in1k".into(),
+            sha256: sha.map(Into::into),
+            input: "RGB, 0-1, mean/std torchvision".into(),
+        };
+        let protocol = |id: &str, kind, sweep: &[&str]| ProtocolInfo {
+            id: id.into(),
+            kind,
+            summary: format!("{id}: resize shorter side 256 (bilinear), center 224"),
+            sweep: sweep.iter().map(|s| s.to_string()).collect(),
+        };
+        AuditReport {
+            title: "ResNet audit: demo & caffe".into(),
+            generated_at: "2025-01-02T03:04:05Z".into(),
+            software: "resnet-audit 0.1.0 (git 93bd70d)".into(),
+            command: "resnet-audit audit experiments/demo.yaml experiments/caffe-paper.yaml --out report".into(),
+            experiments: vec![
+                ExperimentInfo {
+                    name: "demo".into(),
+                    copied_file: "experiments/demo.yaml".into(),
+                    description: "Torchvision weights under the paper's protocols.".into(),
+                    dataset: "class folders under data/val, 50000 images, 1000 classes".into(),
+                    images: Some(50_000),
+                    not_run: None,
+                    models: vec![
+                        model(ODD_ID, Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")),
+                        model("resnet101", None),
+                    ],
+                    protocols: vec![
+                        protocol("center-crop", CenterCrop, &["interpolation=bicubic", "interpolation=nearest"]),
+                        protocol("ten-crop", TenCrop, &[]),
+                        protocol("fcn-multiscale", FullyConvolutional, &[]),
+                        protocol("ensemble-top5", Ensemble, &[]),
+                    ],
+                    notes: vec!["Mean image: per-channel mean of ResNet_mean.binaryproto.".into()],
+                    paired: vec!["resnet50: center-crop vs ten-crop: 812 vs 641 discordant, p = 0.003".into()],
+                },
+                ExperimentInfo {
+                    name: "caffe-paper".into(),
+                    copied_file: "experiments/caffe-paper.yaml".into(),
+                    description: "The released Caffe models against the paper's tables.".into(),
+                    dataset: "ImageNet 2012 validation ($IMAGENET_VAL)".into(),
+                    images: None,
+                    not_run: Some(FIX.into()),
+                    models: vec![model("resnet50-caffe", None)],
+                    protocols: vec![protocol("center-crop", CenterCrop, &[])],
+                    notes: vec![],
+                    paired: vec![],
+                },
+            ],
+            rows,
+            // What the audit computes from the center-crop sweep rows above (src/audit/bands.rs).
+            bands: vec![SweepBand {
+                experiment: "demo".into(),
+                model: ODD_ID.into(),
+                protocol: "center-crop".into(),
+                protocol_kind: CenterCrop,
+                settings: vec!["interpolation=bicubic".into(), "interpolation=nearest".into()],
+                unmeasured: 0,
+                min_top1_err: 24.10,
+                min_setting: "interpolation=bicubic".into(),
+                max_top1_err: 25.40,
+                max_setting: "interpolation=nearest".into(),
+                as_written_top1_err: Some(24.70),
+                claimed_top1_err: Some(24.58),
+                claim_inside: Some(true),
+            }],
+            charts: vec![
+                ChartFiles {
+                    title: "Claimed vs measured".into(),
+                    caption: "Each point is one row; the diagonal is perfect agreement.".into(),
+                    png: "claimed-vs-measured.png".into(),
+                    svg: "claimed-vs-measured.svg".into(),
+                },
+                ChartFiles {
+                    title: "Protocol ladder".into(),
+                    caption: "Top-1 error from (i) to (iv).".into(),
+                    png: "ladder.png".into(),
+                    svg: "ladder.svg".into(),
+                },
+            ],
+        }
+    }
+
+    /// Fake plotters-like SVGs: XML prolog, fixed width/height, no viewBox.
+    fn write_svgs(dir: &Path) {
+        for (name, w, h) in [("claimed-vs-measured.svg", 800, 500), ("ladder.svg", 900, 450)] {
+            let svg = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg width=\"{w}\" height=\"{h}\" xmlns=\"http://www.w3.org/2000/svg\">\n\
+                 <rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#FFFFFF\" stroke=\"#000000\"/>\n\
+                 <rect x=\"80\" y=\"60\" width=\"{}\" height=\"{}\" fill=\"#4C72B0\"/>\n\
+                 <text x=\"40\" y=\"40\" font-size=\"24\">{name} (top-1 &amp; top-5)</text>\n</svg>\n",
+                w / 3,
+                h / 2
+            );
+            std::fs::write(dir.join(name), svg).expect("write fake svg");
+        }
+    }
+
+    fn written(dir: &Path) -> (String, String) {
+        let report = sample();
+        let md_path = write_markdown(&report, dir).expect("markdown");
+        let html_path = write_html(&report, dir).expect("html");
+        assert_eq!(md_path, dir.join("report.md"));
+        assert_eq!(html_path, dir.join("report.html"));
+        (std::fs::read_to_string(md_path).expect("read md"), std::fs::read_to_string(html_path).expect("read html"))
+    }
+
+    #[test]
+    fn writes_both_files_without_leftover_temporaries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        written(dir.path());
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["claimed-vs-measured.svg", "ladder.svg", "report.html", "report.md"]);
+    }
+
+    #[test]
+    fn html_is_self_contained_with_scalable_inline_svgs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        let (_, html) = written(dir.path());
+        for banned in ["src=", "<link", "@import", "url(", "<script", "<?xml"] {
+            assert!(!html.contains(banned), "found {banned}");
+        }
+        // Web addresses only as plain links in text (<a href>), never as resources.
+        for (i, _) in html.match_indices("href=\"http") {
+            let tag_start = html[..i].rfind('<').expect("inside a tag");
+            assert!(html[tag_start..].starts_with("<a "), "non-link reference at {i}");
+        }
+        let svg_tags: Vec<&str> =
+            html.match_indices("<svg").map(|(i, _)| &html[i..i + html[i..].find('>').expect("tag end")]).collect();
+        assert_eq!(svg_tags.len(), 2);
+        assert!(svg_tags[0].contains("viewBox=\"0 0 800 500\""), "{}", svg_tags[0]);
+        assert!(svg_tags[1].contains("viewBox=\"0 0 900 450\""), "{}", svg_tags[1]);
+        for tag in &svg_tags {
+            assert!(tag.contains("width=\"100%\"") && !tag.contains("height="), "{tag}");
+        }
+        assert!(html.contains("<figure>") && html.contains("<figcaption>"));
+        assert!(html.contains("</svg>"));
+    }
+
+    #[test]
+    fn html_escapes_text_and_shows_fix_and_drift() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        let (_, html) = written(dir.path());
+        assert!(html.contains("resnet50&lt;b&gt;&amp;"));
+        assert!(!html.contains(ODD_ID));
+        assert!(html.contains("<title>ResNet audit: demo &amp; caffe</title>"));
+        assert!(html.contains("the paper&#39;s protocols"));
+        // The fix verbatim (escaped only for HTML), in a <pre> inside the not-run box.
+        assert!(html.contains(&format!("<pre><code>{}</code></pre>", esc(FIX))));
+        assert!(html.contains("class=\"not-run-box\""));
+        assert!(esc(FIX).contains("IMAGENET_VAL") && esc(FIX).contains("resnet-audit convert caffe "));
+        // The drift row: listed up front and coloured in its table.
+        assert!(html.contains("<td class=\"status drift\">drift</td>"));
+        assert!(html.contains("ten-crop: top-1 23.50 vs claimed 22.85 (Δ +0.65)"));
+        assert!(html.contains("<td class=\"status reproduced\">reproduced</td>"));
+        assert!(html.contains("<td class=\"status measured\">measured</td>"));
+        assert!(html.contains("<td class=\"status notrun\">not run<span class=\"why\">"));
+        // The SHA shortened, the full one in a title.
+        assert!(html.contains(
+            "<code title=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\">0123456789ab</code>"
+        ));
+    }
+
+    #[test]
+    fn markdown_has_tables_numbers_and_fix() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        let (md, _) = written(dir.path());
+        assert!(md.contains(
+            "| model | protocol | setting | top-1 err % [95% CI] | top-5 err % [95% CI] | claimed top-1 / top-5 \
+             | Δ top-1 / top-5 | tolerance | status | images | skipped | GMACs/image | source |"
+        ));
+        let reproduced = "| resnet50\\<b>& | (i) center-crop | as written | 24.70 [24.32, 25.08] | 8.23 [7.85, 8.61] \
+                          | 24.58 / — | +0.12 / — | ±0.20 | reproduced |";
+        assert!(md.contains(reproduced), "{md}");
+        assert!(md.contains("| 50,000 | 0 | 4.09 |"));
+        assert!(md.contains("| — / 5.70 | — / +0.30 | ±0.50 | reproduced |"), "ensemble row");
+        assert!(md.contains("| 1230 |"), "GMACs to 3 significant digits");
+        assert!(md.contains("![Claimed vs measured](claimed-vs-measured.png)"));
+        assert!(md.contains("([SVG](claimed-vs-measured.svg))"));
+        assert!(md.contains("### Experiment [demo](experiments/demo.yaml)"));
+        assert!(md.contains(&format!("```text\n{FIX}\n```")));
+        assert!(md.contains("**3** drift"));
+        assert!(md.contains("band 24.10–25.40 top-1 error over the protocol as written and its 2 sweep settings"));
+        assert!(md.contains("Claimed 24.58 lies inside the band."));
+    }
+
+    #[test]
+    fn missing_svg_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        std::fs::remove_file(dir.path().join("ladder.svg")).expect("remove");
+        let err = write_html(&sample(), dir.path()).expect_err("must fail");
+        assert!(matches!(err, DocumentError::ReadSvg { .. }));
+        assert!(err.to_string().contains("ladder.svg"), "{err}");
+        assert!(!dir.path().join("report.html").exists());
+    }
+
+    /// Writes the sample report to $REPORT_PREVIEW_DIR (default /tmp/report-preview) for a look in a
+    /// browser: `cargo test --release --lib report::document -- --ignored`.
+    #[test]
+    #[ignore]
+    fn preview() {
+        let dir =
+            std::env::var_os("REPORT_PREVIEW_DIR").map(PathBuf::from).unwrap_or_else(|| "/tmp/report-preview".into());
+        std::fs::create_dir_all(&dir).expect("preview dir");
+        write_svgs(&dir);
+        written(&dir);
+    }
+}
