@@ -36,6 +36,8 @@ pub enum AuditError {
     Sweep { path: PathBuf, error: Box<sweep::SweepError> },
     #[error("cannot read {path}: {reason}")]
     Read { path: PathBuf, reason: String },
+    #[error("training {recipe} (seed {seed}): {error}")]
+    Train { recipe: PathBuf, seed: u64, error: Box<crate::train::run::TrainError> },
     #[error("cannot write {path}: {reason}")]
     Write { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -698,6 +700,7 @@ fn audit_training(
     copies: &Path,
     options: &AuditOptions,
 ) -> Result<(ExperimentInfo, Vec<ResultRow>), AuditError> {
+    use crate::train::resume::Resume;
     use crate::train::run::{summarize, train_seed_on, Recipe, TrainData};
     let experiment: TrainingExperiment = crate::yaml::read(file).map_err(ExperimentError::from)?;
     let base = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
@@ -759,8 +762,9 @@ fn audit_training(
         let device = options.device.open().map_err(|e| AuditError::Usage(format!("{}: {e}", file.display())))?;
         for k in 0..run.seeds {
             let seed = recipe.seed + k;
-            let trained = train_seed_on(&recipe, &recipe_base, seed, &out.join(format!("seed-{seed}")), true, &device)
-                .map_err(|e| AuditError::Read { path: recipe_path.clone(), reason: e.to_string() })?;
+            let dir = out.join(format!("seed-{seed}"));
+            let trained = train_seed_on(&recipe, &recipe_base, seed, &dir, Resume::SameRecipe, &device)
+                .map_err(|error| AuditError::Train { recipe: recipe_path.clone(), seed, error: Box::new(error) })?;
             runs.push(trained);
         }
         let summary = summarize(&runs);

@@ -2,7 +2,6 @@
 //! protocols. See ARCHITECTURE.md for the map of modules.
 
 pub mod audit;
-pub mod caffe;
 pub mod dataset;
 pub mod decode;
 pub mod demo;
@@ -11,6 +10,7 @@ pub mod engine;
 pub mod eval;
 pub mod experiment;
 pub mod fsio;
+pub mod import;
 pub mod inspect;
 pub mod metrics;
 pub mod model;

@@ -6,14 +6,15 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use resnet_audit::audit;
-use resnet_audit::caffe::{self, CaffeModel};
 use resnet_audit::device::DeviceKind;
 use resnet_audit::eval::{self, EvalOptions};
 use resnet_audit::experiment::LoadedExperiment;
-use resnet_audit::inspect::inspect;
+use resnet_audit::import::caffe::{self, CaffeModel};
+use resnet_audit::inspect::inspect_path;
 use resnet_audit::model::Backend;
+use resnet_audit::train::resume::Resume;
 use resnet_audit::train::run::{summarize, train_seed_on, write_curve_chart, Recipe};
-use resnet_audit::weights::{HubSettings, WeightsFile, WeightsSource};
+use resnet_audit::weights::{HubSettings, WeightsSource};
 
 #[derive(Parser)]
 #[command(name = "resnet-audit", version, about = "Audit published ResNet results under explicit test protocols")]
@@ -44,9 +45,14 @@ enum Command {
         /// Train this many seeds: the recipe's seed, seed + 1, …
         #[arg(long, default_value_t = 1)]
         seeds: u64,
-        /// Continue each seed from its checkpoint, when there is one
+        /// Continue each seed from its checkpoint, when there is one (and it was written under
+        /// this recipe)
         #[arg(long)]
         resume: bool,
+        /// With --resume: continue even when the checkpoint was written under a different
+        /// recipe; both recipes are then recorded in the checkpoint and the weights
+        #[arg(long, requires = "resume")]
+        allow_recipe_change: bool,
         /// Where runs go: <out>/seed-<n>/{checkpoint,weights}.safetensors, curve.{csv,parquet};
         /// <out>/summary.csv
         #[arg(long)]
@@ -147,17 +153,18 @@ fn convert_caffe(model: &std::path::Path, mean: Option<&std::path::Path>, out: &
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Inspect { weights } if weights.ends_with(".caffemodel") => {
-            print!("{}", CaffeModel::read(std::path::Path::new(&weights))?);
-        }
         Command::Convert(Convert::Caffe { model, mean, out }) => convert_caffe(&model, mean.as_deref(), &out)?,
         Command::Inspect { weights } => {
             let source = WeightsSource::parse(&weights)?;
             let path = source.resolve(&HubSettings::from_env())?;
-            let file = WeightsFile::read(&path)?;
-            print!("{}", inspect(&file)?);
+            print!("{}", inspect_path(&path)?);
         }
-        Command::Train { recipe, seeds, resume, out, device } => {
+        Command::Train { recipe, seeds, resume, allow_recipe_change, out, device } => {
+            let resume = match (resume, allow_recipe_change) {
+                (false, _) => Resume::Fresh,
+                (true, false) => Resume::SameRecipe,
+                (true, true) => Resume::AllowRecipeChange,
+            };
             let base = recipe.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
             let base = base.unwrap_or(std::path::Path::new(".")).to_path_buf();
             let parsed: Recipe = resnet_audit::yaml::read(&recipe)?;

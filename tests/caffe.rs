@@ -10,8 +10,8 @@ use std::process::Command;
 
 use common::{assert_close, fixture, parity_file, tensor};
 use prost::Message;
-use resnet_audit::caffe::proto::{BlobProto, BlobShape, LayerParameter, NetParameter};
-use resnet_audit::caffe::{read_mean, CaffeModel};
+use resnet_audit::import::caffe::proto::{BlobProto, BlobShape, LayerParameter, NetParameter};
+use resnet_audit::import::caffe::{read_mean, CaffeModel};
 use resnet_audit::inspect::inspect;
 use resnet_audit::model::{StemPool, StridePlacement, Topology};
 use resnet_audit::weights::{load_resnet, LoadOptions, WeightsFile};
