@@ -31,7 +31,10 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 
 /// Like [`atomic_write`], with the content produced by `fill` writing into the temporary file
 /// (for writers that stream, like Parquet). An error from `fill` leaves the target untouched.
-pub fn atomic_write_with(path: &Path, fill: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<(), WriteError> {
+pub fn atomic_write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<(), WriteError> {
     let fail = |source| WriteError { path: path.to_path_buf(), source };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -91,8 +94,7 @@ mod tests {
         atomic_write(&path, b"one").unwrap();
         atomic_write(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        let names: Vec<_> =
-            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.txt")]);
     }
 
