@@ -21,90 +21,21 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::augment::Augmentation;
 use super::checkpoint::{self, TrainState};
 use super::cifar::{self, CifarError};
+pub use super::recipe::{ModelSpec, Recipe, TrainData, ValTransform};
 use super::resume::{self, RecipeChange, Resume};
-use super::schedule::{Schedule, Scheduler, Warmup};
-use super::{Sgd, SgdConfig};
+use super::schedule::Scheduler;
+use super::Sgd;
 use crate::dataset::{DatasetError, DatasetSpec};
 use crate::decode::decode_rgb;
-use crate::demo::{DemoError, DemoSpec};
+use crate::demo::DemoError;
 use crate::device::DeviceError;
-use crate::experiment::InputChoice;
-use crate::model::{CifarShortcut, ResNet, ResNetConfig, StridePlacement};
+use crate::model::ResNet;
 use crate::transform::{
     center_region, crop, resize, Interpolation, NormalizeError, Normalizer, Resampling, ResizePolicy,
 };
 use crate::weights::{InputConvention, Origin, Provenance, WeightsError};
-
-/// What to train on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum TrainData {
-    /// Class-per-folder trees for training and validation.
-    ImageFolder { train: PathBuf, val: PathBuf },
-    /// The generated demo dataset, written to `dir` first when absent.
-    Demo {
-        dir: PathBuf,
-        #[serde(default)]
-        spec: DemoSpec,
-    },
-    /// CIFAR-10's binary distribution: `root` holds `data_batch_1.bin` … `data_batch_5.bin`
-    /// (training) and `test_batch.bin` (validation).
-    #[serde(rename = "cifar10")]
-    Cifar10 {
-        root: PathBuf,
-        /// Which training batches (1–5, order irrelevant); all five when absent.
-        #[serde(default)]
-        train_batches: Option<Vec<u32>>,
-    },
-}
-
-/// The network to train.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "family", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum ModelSpec {
-    Imagenet { depth: usize, base_width: usize, stride: StridePlacement },
-    Cifar { depth: usize, base_width: usize, shortcut: CifarShortcut },
-}
-
-/// Validation: resize the shorter side, then a center crop (protocol (i)).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ValTransform {
-    pub resize: u32,
-    pub crop: u32,
-}
-
-/// A training recipe: every knob the paper and fb.resnet.torch differ in is a field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recipe {
-    #[serde(default)]
-    pub description: String,
-    pub data: TrainData,
-    pub model: ModelSpec,
-    pub input: InputChoice,
-    /// Applied in order; the last must produce images of one fixed size.
-    pub augment: Vec<Augmentation>,
-    pub val: ValTransform,
-    pub optimizer: SgdConfig,
-    pub schedule: Schedule,
-    #[serde(default)]
-    pub warmup: Option<Warmup>,
-    pub batch_size: usize,
-    pub epochs: u64,
-    #[serde(default = "default_bn_momentum")]
-    pub bn_momentum: f64,
-    pub seed: u64,
-    /// Steps between checkpoints (and one at every epoch's end).
-    pub checkpoint_every: u64,
-}
-
-fn default_bn_momentum() -> f64 {
-    0.1
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -212,19 +143,6 @@ fn mix(parts: &[u64]) -> u64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     })
-}
-
-impl ModelSpec {
-    fn config(&self, classes: usize) -> ResNetConfig {
-        match *self {
-            ModelSpec::Imagenet { depth, base_width, stride } => {
-                ResNetConfig::imagenet(depth, classes).with_base_width(base_width).with_stride(stride)
-            }
-            ModelSpec::Cifar { depth, base_width, shortcut } => {
-                ResNetConfig::cifar(depth, shortcut, classes).with_base_width(base_width)
-            }
-        }
-    }
 }
 
 /// One training or validation image: a file decoded when its batch is built, or an image held in
