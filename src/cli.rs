@@ -49,9 +49,14 @@ pub enum Command {
         /// Train this many seeds: the recipe's seed, seed + 1, …
         #[arg(long, default_value_t = 1)]
         seeds: u64,
-        /// Continue each seed from its checkpoint, when there is one
+        /// Continue each seed from its checkpoint, when there is one (and it was written under
+        /// this recipe)
         #[arg(long)]
         resume: bool,
+        /// With --resume: continue even when the checkpoint was written under a different
+        /// recipe; both recipes are then recorded in the checkpoint and the weights
+        #[arg(long, requires = "resume")]
+        allow_recipe_change: bool,
         /// Where runs go: <out>/seed-<n>/{checkpoint,weights}.safetensors, curve.{csv,parquet};
         /// <out>/summary.csv
         #[arg(long)]

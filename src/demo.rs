@@ -87,6 +87,12 @@ pub enum DemoError {
     Spec(String),
     #[error("{}: {message}", path.display())]
     Io { path: PathBuf, message: String },
+    #[error("{}: this demo folder was generated with another spec ({found}); remove the folder or point `dir` elsewhere", path.display())]
+    OtherSpec { path: PathBuf, found: String },
+    #[error("cannot encode {} as PNG: {error}", path.display())]
+    Encode { path: PathBuf, error: image::ImageError },
+    #[error(transparent)]
+    Write(#[from] crate::fsio::WriteError),
 }
 
 /// Ground truth of one generated image (for tests and for explaining protocol differences).
@@ -279,9 +285,6 @@ pub fn image_path(dir: &Path, split: Split, index: usize) -> PathBuf {
     dir.join(split.name()).join(CLASSES[index % CLASSES.len()]).join(format!("{index:05}.png"))
 }
 
-/// Writes the dataset as a class-per-folder tree of PNGs, `<dir>/<split>/<class>/<index:05>.png` (torchvision
-/// ImageFolder layout), each file atomically (a hidden temporary file renamed into place); existing files are
-/// rewritten. Returns the number of files written.
 /// The file that marks a finished dataset folder and records the spec it was made with.
 const SPEC_FILE: &str = "demo-spec.json";
 
@@ -292,19 +295,17 @@ pub fn ensure(spec: &DemoSpec, dir: &Path) -> Result<(), DemoError> {
     let wanted = serde_json::to_string_pretty(spec).map_err(|e| DemoError::Spec(e.to_string()))?;
     match std::fs::read_to_string(&marker) {
         Ok(found) if found == wanted => return Ok(()),
-        Ok(found) => {
-            return Err(DemoError::Io {
-                path: marker,
-                message: format!("this demo folder was generated with another spec ({found}); remove the folder or point `dir` elsewhere"),
-            })
-        }
+        Ok(found) => return Err(DemoError::OtherSpec { path: marker, found }),
         Err(_) => {}
     }
     eprintln!("writing the demo dataset to {}", dir.display());
     write(spec, dir)?;
-    std::fs::write(&marker, wanted).map_err(|e| DemoError::Io { path: marker.clone(), message: e.to_string() })
+    Ok(crate::fsio::atomic_write(&marker, wanted.as_bytes())?)
 }
 
+/// Writes the dataset as a class-per-folder tree of PNGs, `<dir>/<split>/<class>/<index:05>.png` (torchvision
+/// ImageFolder layout), each file through [`crate::fsio::atomic_write`]; existing files are rewritten. Returns
+/// the number of files written.
 pub fn write(spec: &DemoSpec, dir: &Path) -> Result<usize, DemoError> {
     check(spec)?;
     let io = |path: &Path| {
@@ -321,13 +322,12 @@ pub fn write(spec: &DemoSpec, dir: &Path) -> Result<usize, DemoError> {
     }
     jobs.par_iter().try_for_each(|&(split, index)| {
         let path = image_path(dir, split, index);
-        let tmp = path.with_file_name(format!(".{index:05}.png.tmp"));
-        let generated = generate(spec, split, index);
-        generated
+        let mut png = std::io::Cursor::new(Vec::new());
+        generate(spec, split, index)
             .image
-            .save_with_format(&tmp, ImageFormat::Png)
-            .map_err(|e| DemoError::Io { path: tmp.clone(), message: e.to_string() })?;
-        std::fs::rename(&tmp, &path).map_err(io(&path))
+            .write_to(&mut png, ImageFormat::Png)
+            .map_err(|error| DemoError::Encode { path: path.clone(), error })?;
+        crate::fsio::atomic_write(&path, png.get_ref()).map_err(DemoError::from)
     })?;
     Ok(jobs.len())
 }

@@ -1,7 +1,10 @@
 //! `resnet-audit inspect`: what a weights file holds — architecture, classes, size, cost.
 
 use std::fmt;
+use std::path::Path;
 
+use crate::import::caffe::{CaffeError, CaffeModel};
+use crate::import::{DetectError, WeightsFormat};
 use crate::model::complexity::multiply_adds;
 use crate::model::config::imagenet_depth_of;
 use crate::model::{BlockKind, BuildOptions, CifarShortcut, ResNetConfig, StemPool, StridePlacement, Topology};
@@ -13,6 +16,19 @@ pub enum InspectError {
     NotAResNet { path: String, reason: String },
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+    #[error(transparent)]
+    Caffe(#[from] CaffeError),
+}
+
+/// The `inspect` listing of any weights file, its reader chosen by content
+/// ([`WeightsFormat::detect`]): a safetensors file's architecture table, or a Caffe model's layers.
+pub fn inspect_path(path: &Path) -> Result<String, InspectError> {
+    match WeightsFormat::detect(path)? {
+        WeightsFormat::Safetensors => Ok(inspect(&WeightsFile::read(path)?)?.to_string()),
+        WeightsFormat::Caffe => Ok(CaffeModel::read(path)?.to_string()),
+    }
 }
 
 /// What the file says about the bottleneck stride, which its tensor shapes cannot show.
@@ -69,7 +85,7 @@ pub fn inspect(file: &WeightsFile) -> Result<Inspection, InspectError> {
         other => return Err(fail(format!("`fc.weight` is {other:?}; expected a [classes, features] matrix"))),
     };
     let bottleneck = file.tensors.contains_key("layer1.0.conv3.weight");
-    let meta = |key: &str| file.metadata.get(key).map(String::as_str);
+    let provenance = file.provenance()?;
     let (topology, blocks, stride) = match kernel {
         7 => {
             let blocks: Vec<usize> = (1..=4).map(|i| blocks_in(file, i)).collect();
@@ -79,17 +95,16 @@ pub fn inspect(file: &WeightsFile) -> Result<Inspection, InspectError> {
                     "{kind:?} blocks per stage {blocks:?} match no ResNet depth (14, 18, 26, 34, 50, 101, 152, 200)"
                 ))
             })?;
-            let stride = match (kind, meta("stride_placement")) {
+            let stride = match (kind, provenance.stride) {
                 (BlockKind::Basic, _) => StrideEvidence::NotApplicable,
-                (_, Some("v1")) => StrideEvidence::Metadata(StridePlacement::V1),
-                (_, Some("v1.5")) => StrideEvidence::Metadata(StridePlacement::V1_5),
-                _ => StrideEvidence::Unknown,
+                (_, Some(placement)) => StrideEvidence::Metadata(placement),
+                (_, None) => StrideEvidence::Unknown,
             };
             let placement = match stride {
                 StrideEvidence::Metadata(p) => p,
                 _ => StridePlacement::V1_5,
             };
-            let stem_pool = if meta("stem_pool") == Some("caffe") { StemPool::Caffe } else { StemPool::Torch };
+            let stem_pool = provenance.stem_pool.unwrap_or(StemPool::Torch);
             (Topology::Imagenet { depth, stride: placement, stem_pool }, blocks, stride)
         }
         3 => {
@@ -109,7 +124,7 @@ pub fn inspect(file: &WeightsFile) -> Result<Inspection, InspectError> {
         }
         k => return Err(fail(format!("`conv1.weight` has a {k}x{k} kernel; expected 7x7 (ImageNet) or 3x3 (CIFAR)"))),
     };
-    let bn_eps = meta("bn_eps").and_then(|v| v.parse().ok()).unwrap_or(1e-5);
+    let bn_eps = provenance.bn_eps.unwrap_or(1e-5);
     let config = ResNetConfig { topology, num_classes, base_width, bn_eps };
     let options =
         LoadOptions { build: BuildOptions { fold_bn: false, ..BuildOptions::default() }, ..LoadOptions::default() };

@@ -2,7 +2,6 @@
 //! protocols. See ARCHITECTURE.md for the map of modules.
 
 pub mod audit;
-pub mod caffe;
 pub mod dataset;
 pub mod decode;
 pub mod demo;

@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use resnet_audit::audit;
-use resnet_audit::caffe::{self, CaffeModel};
 use resnet_audit::eval::{self, EvalOptions};
 use resnet_audit::experiment::LoadedExperiment;
-use resnet_audit::inspect::inspect;
+use resnet_audit::import::caffe::{self, CaffeModel};
+use resnet_audit::inspect::inspect_path;
+use resnet_audit::train::resume::Resume;
 use resnet_audit::train::run::{summarize, train_seed_on, write_curve_chart, Recipe};
-use resnet_audit::weights::{HubSettings, WeightsFile, WeightsSource};
+use resnet_audit::weights::{HubSettings, WeightsSource};
 
 use cli::{Cli, Command, Convert};
 
@@ -44,17 +45,18 @@ const EXIT_ERROR: u8 = 2;
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
-        Command::Inspect { weights } if weights.ends_with(".caffemodel") => {
-            print!("{}", CaffeModel::read(std::path::Path::new(&weights))?);
-        }
         Command::Convert(Convert::Caffe { model, mean, out }) => convert_caffe(&model, mean.as_deref(), &out)?,
         Command::Inspect { weights } => {
             let source = WeightsSource::parse(&weights)?;
             let path = source.resolve(&HubSettings::from_env())?;
-            let file = WeightsFile::read(&path)?;
-            print!("{}", inspect(&file)?);
+            print!("{}", inspect_path(&path)?);
         }
-        Command::Train { recipe, seeds, resume, out, device } => {
+        Command::Train { recipe, seeds, resume, allow_recipe_change, out, device } => {
+            let resume = match (resume, allow_recipe_change) {
+                (false, _) => Resume::Fresh,
+                (true, false) => Resume::SameRecipe,
+                (true, true) => Resume::AllowRecipeChange,
+            };
             let base = recipe.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
             let base = base.unwrap_or(std::path::Path::new(".")).to_path_buf();
             let parsed: Recipe = resnet_audit::yaml::read(&recipe)?;

@@ -10,11 +10,11 @@ use std::process::Command;
 
 use common::{assert_close, fixture, parity_file, tensor};
 use prost::Message;
-use resnet_audit::caffe::proto::{BlobProto, BlobShape, LayerParameter, NetParameter};
-use resnet_audit::caffe::{read_mean, CaffeModel};
+use resnet_audit::import::caffe::proto::{BlobProto, BlobShape, LayerParameter, NetParameter};
+use resnet_audit::import::caffe::{read_mean, CaffeModel};
 use resnet_audit::inspect::inspect;
 use resnet_audit::model::{StemPool, StridePlacement, Topology};
-use resnet_audit::weights::{load_resnet, LoadOptions, WeightsFile};
+use resnet_audit::weights::{load_resnet, InputConvention, LoadOptions, Origin, SourceFormat, WeightsFile};
 
 fn convert(model: &str, dir: &Path) -> PathBuf {
     let out = dir.join(format!("{model}.safetensors"));
@@ -49,6 +49,9 @@ fn converted_tensors_equal_the_reference_conversion() {
         Topology::Imagenet { depth: 50, stride: StridePlacement::V1, stem_pool: StemPool::Caffe }
     );
     assert_eq!(ours.metadata.get("source_sha256").map(String::len), Some(64));
+    let provenance = ours.provenance().unwrap();
+    assert!(matches!(provenance.origin, Some(Origin::Converted { format: SourceFormat::Caffe, .. })), "{provenance:?}");
+    assert_eq!(provenance.input, Some(InputConvention::CaffeMeanImage));
 }
 
 #[test]
@@ -222,6 +225,11 @@ fn the_cli_converts_with_the_mean_and_inspects_caffemodels() {
         text.contains("Caffe ResNet-50") && text.contains("bn2a_branch2a") && text.contains("parameters"),
         "{text}"
     );
+    // The content decides the reader, not the name.
+    let renamed = dir.path().join("weights.bin");
+    std::fs::copy(fixture("parity/caffe_r50_w8.caffemodel"), &renamed).unwrap();
+    let listing = Command::new(bin).arg("inspect").arg(&renamed).output().unwrap();
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("Caffe ResNet-50"), "{listing:?}");
 }
 
 /// A converted Caffe model through `eval`: the mean image applies per pixel to views of its size

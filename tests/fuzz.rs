@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use common::fixture;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use resnet_audit::caffe::{read_mean, CaffeModel};
+use resnet_audit::import::caffe::{read_mean, CaffeModel};
 use resnet_audit::decode::decode_rgb_within;
 use resnet_audit::experiment::LoadedExperiment;
 use resnet_audit::protocol::views::prepare_within;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{assert_same_weights, success};
+use resnet_audit::train::resume::Resume;
 use resnet_audit::train::run::{train_seed, EpochRow, Recipe};
 
 const PLANE: usize = 32 * 32;
@@ -188,14 +189,14 @@ fn cifar10_resumes_exactly_and_selects_training_batches() {
     // The shell's default form, relative to the recipe's folder (`base`).
     let data = "{kind: cifar10, root: \"${RESNET_AUDIT_TEST_UNSET_CIFAR:-cifar-10-batches-bin}\"}";
     let straight = dir.path().join("straight");
-    let run = train_seed(&parse(&recipe_text(data, 2)), dir.path(), 1, &straight, false).unwrap();
+    let run = train_seed(&parse(&recipe_text(data, 2)), dir.path(), 1, &straight, Resume::Fresh).unwrap();
     assert_eq!(run.curve.len(), 2);
     // 100 training images in batches of 16: 7 steps an epoch.
     assert_eq!(checkpoint_step(&straight.join("checkpoint.safetensors")), 14);
 
     let resumed = dir.path().join("resumed");
-    train_seed(&parse(&recipe_text(data, 1)), dir.path(), 1, &resumed, false).unwrap();
-    let run = train_seed(&parse(&recipe_text(data, 2)), dir.path(), 1, &resumed, true).unwrap();
+    train_seed(&parse(&recipe_text(data, 1)), dir.path(), 1, &resumed, Resume::Fresh).unwrap();
+    let run = train_seed(&parse(&recipe_text(data, 2)), dir.path(), 1, &resumed, Resume::SameRecipe).unwrap();
     assert_eq!(run.curve.len(), 2);
     assert_same_weights(&straight.join("weights.safetensors"), &resumed.join("weights.safetensors"));
     for file in ["curve.csv", "curve.parquet"] {
@@ -204,7 +205,7 @@ fn cifar10_resumes_exactly_and_selects_training_batches() {
 
     let subset = "{kind: cifar10, root: cifar-10-batches-bin, train_batches: [4, 2]}";
     let selected = dir.path().join("selected");
-    train_seed(&parse(&recipe_text(subset, 1)), dir.path(), 1, &selected, false).unwrap();
+    train_seed(&parse(&recipe_text(subset, 1)), dir.path(), 1, &selected, Resume::Fresh).unwrap();
     // 40 images in batches of 16: 3 steps.
     assert_eq!(checkpoint_step(&selected.join("checkpoint.safetensors")), 3);
 }
@@ -215,7 +216,7 @@ fn cifar10_errors_name_the_file_or_the_variable() {
     let root = fake_cifar(dir.path());
     let train = |data: &str| {
         let out = dir.path().join("out");
-        train_seed(&parse(&recipe_text(data, 1)), dir.path(), 1, &out, false).unwrap_err().to_string()
+        train_seed(&parse(&recipe_text(data, 1)), dir.path(), 1, &out, Resume::Fresh).unwrap_err().to_string()
     };
     let at_root = format!("{{kind: cifar10, root: \"{}\"}}", root.display());
 

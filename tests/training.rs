@@ -133,7 +133,15 @@ fn a_resumed_run_continues_exactly() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checkpoint.safetensors");
-    let state = TrainState { step: 2, epoch: 0, rng_seed: [7; 32], rng_word_pos: 12345, progress: "{}".into() };
+    let state = TrainState {
+        step: 2,
+        epoch: 0,
+        rng_seed: [7; 32],
+        rng_word_pos: 12345,
+        progress: "{}".into(),
+        recipe: Some("{\"seed\":1}".into()),
+        earlier_recipes: vec!["{\"until_step\":1,\"recipe\":{\"seed\":0}}".into()],
+    };
     {
         let (model, varmap, mut optimizer) = fresh();
         for _ in 0..2 {
@@ -171,7 +179,15 @@ fn a_checkpoint_of_another_model_is_refused_naming_the_tensor() {
         &path,
         &varmap,
         &optimizer,
-        &TrainState { step: 1, epoch: 0, rng_seed: [0; 32], rng_word_pos: 0, progress: String::new() },
+        &TrainState {
+            step: 1,
+            epoch: 0,
+            rng_seed: [0; 32],
+            rng_word_pos: 0,
+            progress: String::new(),
+            recipe: None,
+            earlier_recipes: Vec::new(),
+        },
     )
     .unwrap();
     let (other, mut optimizer) = build("cifar20_w8");

@@ -146,3 +146,30 @@ fn read_errors_are_typed() {
     std::fs::write(&path, b"abc").unwrap();
     assert!(matches!(WeightsFile::read(&path), Err(WeightsError::NotSafetensors { .. })));
 }
+
+/// A diverged training run's weights: NaN, infinities and a negative running variance are each
+/// named with the file and tensor, instead of evaluating to chance-level numbers.
+#[test]
+fn non_finite_values_and_negative_variances_are_named() {
+    let message = error_after(|tensors| {
+        let mut values: Vec<f32> = tensors["layer2.0.conv1.weight"].flatten_all().unwrap().to_vec1().unwrap();
+        values[5] = f32::NAN;
+        values[9] = f32::INFINITY;
+        let shape = tensors["layer2.0.conv1.weight"].dims().to_vec();
+        tensors.insert("layer2.0.conv1.weight".into(), Tensor::from_vec(values, shape, &Device::Cpu).unwrap());
+        let var = (tensors["bn1.running_var"].clone() * -1.0).unwrap();
+        tensors.insert("bn1.running_var".into(), var);
+    });
+    assert!(message.contains("holds values no model can compute with (2 tensors)"), "{message}");
+    assert!(
+        message.contains("tensor `layer2.0.conv1.weight`: 2 NaN or infinite value(s), the first at index 5"),
+        "{message}"
+    );
+    assert!(message.contains("tensor `bn1.running_var`: 8 negative running variance(s)"), "{message}");
+}
+
+#[test]
+fn a_caffemodel_given_as_weights_says_how_to_convert_it() {
+    let message = load_error(&fixture("parity/caffe_r50_w8.caffemodel"), &resnet18());
+    assert!(message.contains("a Caffe .caffemodel") && message.contains("resnet-audit convert caffe"), "{message}");
+}

@@ -9,6 +9,7 @@ use super::{describe_input, AuditError, AuditOptions};
 use crate::dataset::DatasetError;
 use crate::experiment::{LoadedRun, LoadedTraining};
 use crate::report::{ExperimentInfo, Measured, ModelInfo, ProtocolKind, ResultRow, Status};
+use crate::train::resume::Resume;
 use crate::train::run::{summarize, train_seed_on, TrainData};
 
 /// The protocol column of a training experiment's rows.
@@ -75,13 +76,10 @@ pub(super) fn audit_training(
         let mut runs = Vec::new();
         for k in 0..run.seeds {
             let seed = recipe.seed + k;
-            let trained = train_seed_on(recipe, &recipe_base, seed, &out.join(format!("seed-{seed}")), true, &device)
-                .map_err(|error| AuditError::Training {
-                path: loaded.path.clone(),
-                run: run.id.clone(),
-                seed,
-                error: Box::new(error),
-            })?;
+            let dir = out.join(format!("seed-{seed}"));
+            let trained = train_seed_on(recipe, &recipe_base, seed, &dir, Resume::SameRecipe, &device).map_err(
+                |error| AuditError::Training { path: loaded.path.clone(), run: run.id.clone(), seed, error: Box::new(error) },
+            )?;
             runs.push(trained);
         }
         let summary = summarize(&runs);

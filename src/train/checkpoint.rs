@@ -2,22 +2,24 @@
 //! momentum buffers, the step and epoch counters and the data-order RNG state, in one
 //! safetensors file written atomically, so a resumed run continues exactly where it stopped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 
 use super::Sgd;
-use crate::weights::write_safetensors;
+use crate::weights::{write_safetensors, WeightsError};
 
 /// Bumped when the layout changes.
 const FORMAT: &str = "resnet-audit checkpoint v1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("cannot write checkpoint {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    #[error("cannot write checkpoint {path}: the model's variables are poisoned (a thread panicked)")]
+    Poisoned { path: PathBuf },
+    #[error("checkpoint: {0}")]
+    Write(#[from] WeightsError),
     #[error("cannot read checkpoint {path}: {reason}")]
     Read { path: PathBuf, reason: String },
     #[error("checkpoint {path} does not fit this model: {reason}")]
@@ -34,20 +36,24 @@ pub struct TrainState {
     pub rng_word_pos: u128,
     /// The run's other state as JSON (the scheduler's counters, the current epoch's partial sums).
     pub progress: String,
+    /// The recipe the steps so far were trained under, as JSON ([`super::resume`]); `None` in
+    /// checkpoints written before recipes were recorded.
+    pub recipe: Option<String>,
+    /// Recipes of earlier steps, when a resume was allowed to change the recipe (oldest first).
+    pub earlier_recipes: Vec<String>,
 }
 
 /// Writes `model/<name>` for every variable, `momentum/<name>` for every buffer, and the state
 /// in the metadata; a temporary file is renamed over `path`, so a kill never leaves half a file.
 pub fn save(path: &Path, varmap: &VarMap, optimizer: &Sgd, state: &TrainState) -> Result<(), CheckpointError> {
-    let fail = |reason: String| CheckpointError::Write { path: path.to_path_buf(), reason };
     let mut tensors: Vec<(String, Tensor)> = {
-        let data = varmap.data().lock().map_err(|_| fail("the model's variables are poisoned".into()))?;
+        let data = varmap.data().lock().map_err(|_| CheckpointError::Poisoned { path: path.to_path_buf() })?;
         data.iter().map(|(name, var)| (format!("model/{name}"), var.as_tensor().clone())).collect()
     };
     tensors.extend(optimizer.state().into_iter().map(|(name, v)| (format!("momentum/{name}"), v)));
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let seed: String = state.rng_seed.iter().map(|b| format!("{b:02x}")).collect();
-    let metadata = HashMap::from([
+    let mut metadata = BTreeMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("step".to_string(), state.step.to_string()),
         ("epoch".to_string(), state.epoch.to_string()),
@@ -55,7 +61,14 @@ pub fn save(path: &Path, varmap: &VarMap, optimizer: &Sgd, state: &TrainState) -
         ("rng_word_pos".to_string(), state.rng_word_pos.to_string()),
         ("progress".to_string(), state.progress.clone()),
     ]);
-    write_safetensors(path, &tensors, metadata).map_err(fail)
+    if let Some(recipe) = &state.recipe {
+        metadata.insert("recipe".into(), recipe.clone());
+        metadata.insert("recipe_sha256".into(), super::resume::sha256(recipe));
+    }
+    if !state.earlier_recipes.is_empty() {
+        metadata.insert("earlier_recipes".into(), serde_json::to_string(&state.earlier_recipes).unwrap_or_default());
+    }
+    Ok(write_safetensors(path, &tensors, &metadata)?)
 }
 
 /// Restores the variables and momentum buffers written by [`save`] and returns the state.
@@ -110,11 +123,23 @@ pub fn load(path: &Path, varmap: &VarMap, optimizer: &mut Sgd) -> Result<TrainSt
         *byte =
             u8::from_str_radix(&seed_hex[2 * i..2 * i + 2], 16).map_err(|_| read("`rng_seed` is not hex".into()))?;
     }
+    let recipe = meta.get("recipe").cloned();
+    if let (Some(recipe), Some(recorded)) = (&recipe, meta.get("recipe_sha256")) {
+        if super::resume::sha256(recipe) != *recorded {
+            return Err(read("`recipe` does not match its `recipe_sha256`".into()));
+        }
+    }
+    let earlier_recipes = match meta.get("earlier_recipes") {
+        Some(text) => serde_json::from_str(text).map_err(|_| read("`earlier_recipes` is not a JSON list".into()))?,
+        None => Vec::new(),
+    };
     Ok(TrainState {
         step: number("step")? as u64,
         epoch: number("epoch")? as u64,
         rng_seed,
         rng_word_pos: number("rng_word_pos")?,
         progress: meta.get("progress").cloned().unwrap_or_default(),
+        recipe,
+        earlier_recipes,
     })
 }

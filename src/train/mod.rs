@@ -5,6 +5,8 @@ pub mod augment;
 pub mod checkpoint;
 pub mod cifar;
 pub mod optim;
+pub mod recipe;
+pub mod resume;
 pub mod run;
 pub mod schedule;
 

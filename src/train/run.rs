@@ -8,7 +8,6 @@
 //! alone and a resumed run repeats exactly what the uninterrupted one would have done.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,91 +21,49 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::augment::Augmentation;
 use super::checkpoint::{self, TrainState};
 use super::cifar::{self, CifarError};
-use super::schedule::{Schedule, Scheduler, Warmup};
-use super::{Sgd, SgdConfig};
-use crate::dataset::DatasetSpec;
+pub use super::recipe::{ModelSpec, Recipe, TrainData, ValTransform};
+use super::resume::{self, RecipeChange, Resume};
+use super::schedule::Scheduler;
+use super::Sgd;
+use crate::dataset::{DatasetError, DatasetSpec};
 use crate::decode::decode_rgb;
-use crate::demo::DemoSpec;
+use crate::demo::DemoError;
 use crate::device::DeviceError;
-use crate::experiment::InputChoice;
-use crate::model::{CifarShortcut, ResNet, ResNetConfig, StridePlacement};
-use crate::transform::{center_region, crop, resize, Interpolation, Normalizer, Resampling, ResizePolicy};
-
-/// What to train on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum TrainData {
-    /// Class-per-folder trees for training and validation.
-    ImageFolder { train: PathBuf, val: PathBuf },
-    /// The generated demo dataset, written to `dir` first when absent.
-    Demo {
-        dir: PathBuf,
-        #[serde(default)]
-        spec: DemoSpec,
-    },
-    /// CIFAR-10's binary distribution: `root` holds `data_batch_1.bin` … `data_batch_5.bin`
-    /// (training) and `test_batch.bin` (validation).
-    #[serde(rename = "cifar10")]
-    Cifar10 {
-        root: PathBuf,
-        /// Which training batches (1–5, order irrelevant); all five when absent.
-        #[serde(default)]
-        train_batches: Option<Vec<u32>>,
-    },
-}
-
-/// The network to train.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "family", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum ModelSpec {
-    Imagenet { depth: usize, base_width: usize, stride: StridePlacement },
-    Cifar { depth: usize, base_width: usize, shortcut: CifarShortcut },
-}
-
-/// Validation: resize the shorter side, then a center crop (protocol (i)).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ValTransform {
-    pub resize: u32,
-    pub crop: u32,
-}
-
-/// A training recipe: every knob the paper and fb.resnet.torch differ in is a field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Recipe {
-    #[serde(default)]
-    pub description: String,
-    pub data: TrainData,
-    pub model: ModelSpec,
-    pub input: InputChoice,
-    /// Applied in order; the last must produce images of one fixed size.
-    pub augment: Vec<Augmentation>,
-    pub val: ValTransform,
-    pub optimizer: SgdConfig,
-    pub schedule: Schedule,
-    #[serde(default)]
-    pub warmup: Option<Warmup>,
-    pub batch_size: usize,
-    pub epochs: u64,
-    #[serde(default = "default_bn_momentum")]
-    pub bn_momentum: f64,
-    pub seed: u64,
-    /// Steps between checkpoints (and one at every epoch's end).
-    pub checkpoint_every: u64,
-}
-
-fn default_bn_momentum() -> f64 {
-    0.1
-}
+use crate::model::ResNet;
+use crate::transform::{
+    center_region, crop, resize, Interpolation, NormalizeError, Normalizer, Resampling, ResizePolicy,
+};
+use crate::weights::{InputConvention, Origin, Provenance, WeightsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{0}")]
-    Setup(String),
+    #[error("recipe field `{field}`: {reason}")]
+    Recipe { field: &'static str, reason: String },
+    #[error("the training ({train}) and validation ({val}) folders hold different classes")]
+    DifferentClasses { train: PathBuf, val: PathBuf },
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    #[error(transparent)]
+    Demo(#[from] DemoError),
+    #[error(transparent)]
+    Normalize(#[from] NormalizeError),
+    #[error("checkpoint {path}: its `progress` is unreadable: {error}")]
+    Progress { path: PathBuf, error: serde_json::Error },
+    #[error("the model's variables are poisoned (a thread panicked while holding them)")]
+    Poisoned,
+    #[error(
+        "seed {seed}: the loss became {loss} at step {step} of {total} (epoch {epoch}, learning rate {lr}): \
+         the run diverged; lower the learning rate (or add a warm-up). Nothing of this step was saved"
+    )]
+    Diverged { seed: u64, step: u64, total: u64, epoch: u64, lr: f64, loss: f32 },
+    #[error(
+        "{} was written under a different recipe ({}); resume with the recipe it was written with, \
+         train into another --out, or pass --allow-recipe-change to continue under this one (both are then recorded)",
+        checkpoint.display(), changes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    RecipeChanged { checkpoint: PathBuf, changes: Vec<RecipeChange> },
     #[error("image {path}: {reason}")]
     Image { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -117,8 +74,14 @@ pub enum TrainError {
     Device(#[from] DeviceError),
     #[error("training: {0}")]
     Compute(#[from] candle_core::Error),
-    #[error("cannot write {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    #[error("cannot create {path}: {error}")]
+    CreateDir { path: PathBuf, error: std::io::Error },
+    #[error("cannot encode {path}: {reason}")]
+    Encode { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Write(#[from] crate::fsio::WriteError),
+    #[error("final weights: {0}")]
+    Weights(#[from] WeightsError),
 }
 
 /// One epoch's row of the training curve.
@@ -180,19 +143,6 @@ fn mix(parts: &[u64]) -> u64 {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     })
-}
-
-impl ModelSpec {
-    fn config(&self, classes: usize) -> ResNetConfig {
-        match *self {
-            ModelSpec::Imagenet { depth, base_width, stride } => {
-                ResNetConfig::imagenet(depth, classes).with_base_width(base_width).with_stride(stride)
-            }
-            ModelSpec::Cifar { depth, base_width, shortcut } => {
-                ResNetConfig::cifar(depth, shortcut, classes).with_base_width(base_width)
-            }
-        }
-    }
 }
 
 /// One training or validation image: a file decoded when its batch is built, or an image held in
@@ -259,7 +209,6 @@ fn read_cifar(root: &Path, files: &[String]) -> Result<Vec<TrainSample>, CifarEr
 }
 
 fn load_data(recipe: &Recipe, base: &Path) -> Result<Data, TrainError> {
-    let setup = |e: &dyn std::fmt::Display| TrainError::Setup(e.to_string());
     let (train, val) = match &recipe.data {
         TrainData::Cifar10 { root, train_batches } => {
             let root = cifar::resolve_root(base, root)?;
@@ -271,15 +220,16 @@ fn load_data(recipe: &Recipe, base: &Path) -> Result<Data, TrainError> {
         TrainData::ImageFolder { train, val } => (train.clone(), val.clone()),
         TrainData::Demo { dir, spec } => {
             // Written (once, checked against its spec) at base/dir; the folder loader joins `base` itself.
-            crate::demo::ensure(spec, &base.join(dir)).map_err(|e| setup(&e))?;
+            crate::demo::ensure(spec, &base.join(dir))?;
             (dir.join("train"), dir.join("test"))
         }
     };
-    let load = |root: PathBuf| DatasetSpec::ImageFolder { root, classes: None }.load(base).map_err(|e| setup(&e));
-    let (train, val) = (load(train)?, load(val)?);
-    if train.classes != val.classes {
-        return Err(TrainError::Setup("training and validation folders hold different classes".into()));
+    let load = |root: &Path| DatasetSpec::ImageFolder { root: root.to_path_buf(), classes: None }.load(base);
+    let (train_set, val_set) = (load(&train)?, load(&val)?);
+    if train_set.classes != val_set.classes {
+        return Err(TrainError::DifferentClasses { train, val });
     }
+    let (train, val) = (train_set, val_set);
     let files = |samples: Vec<crate::dataset::Sample>| {
         samples.into_iter().map(|s| TrainSample::File { path: s.path, label: s.label }).collect()
     };
@@ -312,7 +262,7 @@ fn batch(
                 image.dimensions()
             )));
         }
-        normalizer.append_chw(image, &mut pixels).map_err(|e| TrainError::Setup(e.to_string()))?;
+        normalizer.append_chw(image, &mut pixels)?;
     }
     let x = Tensor::from_vec(pixels, (images.len(), 3, h as usize, w as usize), &Device::Cpu)?
         .to_dtype(dtype)?
@@ -360,22 +310,12 @@ fn write_curve(path: &Path, rows: &[EpochRow]) -> Result<(), TrainError> {
     for r in rows {
         text.push_str(&format!("{},{},{},{},{}\n", r.epoch, r.lr, r.train_loss, r.train_error, r.val_error));
     }
-    write_atomically(path, text.as_bytes())
-}
-
-/// A temporary file renamed over `path`: a kill never leaves half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    let tmp = path.with_file_name(name);
-    let fail = |e: std::io::Error| TrainError::Write { path: path.to_path_buf(), reason: e.to_string() };
-    std::fs::write(&tmp, bytes).map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)
+    Ok(crate::fsio::atomic_write(path, text.as_bytes())?)
 }
 
 /// The curve as Parquet (epoch u64, the rest f64), the same rows as `curve.csv`.
 fn write_curve_parquet(path: &Path, rows: &[EpochRow]) -> Result<(), TrainError> {
-    let fail = |reason: String| TrainError::Write { path: path.to_path_buf(), reason };
+    let fail = |reason: String| TrainError::Encode { path: path.to_path_buf(), reason };
     let column = |name: &str, f: fn(&EpochRow) -> f64| Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>());
     let mut frame = DataFrame::new_infer_height(vec![
         Column::new("epoch".into(), rows.iter().map(|r| r.epoch).collect::<Vec<_>>()),
@@ -387,7 +327,7 @@ fn write_curve_parquet(path: &Path, rows: &[EpochRow]) -> Result<(), TrainError>
     .map_err(|e| fail(e.to_string()))?;
     let mut bytes = Vec::new();
     ParquetWriter::new(&mut bytes).finish(&mut frame).map_err(|e| fail(e.to_string()))?;
-    write_atomically(path, &bytes)
+    Ok(crate::fsio::atomic_write(path, &bytes)?)
 }
 
 fn read_curve(path: &Path) -> Vec<EpochRow> {
@@ -407,9 +347,15 @@ fn read_curve(path: &Path) -> Vec<EpochRow> {
         .collect()
 }
 
-/// Trains one seed into `dir` on the CPU, resuming from `dir/checkpoint.safetensors` when
-/// `resume`.
-pub fn train_seed(recipe: &Recipe, base: &Path, seed: u64, dir: &Path, resume: bool) -> Result<RunSummary, TrainError> {
+/// Trains one seed into `dir` on the CPU, resuming from `dir/checkpoint.safetensors` as
+/// `resume` says.
+pub fn train_seed(
+    recipe: &Recipe,
+    base: &Path,
+    seed: u64,
+    dir: &Path,
+    resume: Resume,
+) -> Result<RunSummary, TrainError> {
     train_seed_on(recipe, base, seed, dir, resume, &Device::Cpu)
 }
 
@@ -420,20 +366,29 @@ pub fn train_seed_on(
     base: &Path,
     seed: u64,
     dir: &Path,
-    resume: bool,
+    resume: Resume,
     device: &Device,
 ) -> Result<RunSummary, TrainError> {
-    if recipe.batch_size == 0 || recipe.epochs == 0 || recipe.checkpoint_every == 0 {
-        return Err(TrainError::Setup("batch_size, epochs and checkpoint_every must be at least 1".into()));
+    for (field, value) in [
+        ("batch_size", recipe.batch_size as u64),
+        ("epochs", recipe.epochs),
+        ("checkpoint_every", recipe.checkpoint_every),
+    ] {
+        if value == 0 {
+            return Err(TrainError::Recipe { field, reason: "must be at least 1".into() });
+        }
     }
     for augmentation in &recipe.augment {
-        augmentation.validate().map_err(|e| TrainError::Setup(format!("augment: {e}")))?;
+        augmentation.validate().map_err(|reason| TrainError::Recipe { field: "augment", reason })?;
     }
-    std::fs::create_dir_all(dir).map_err(|e| TrainError::Write { path: dir.to_path_buf(), reason: e.to_string() })?;
+    std::fs::create_dir_all(dir).map_err(|error| TrainError::CreateDir { path: dir.to_path_buf(), error })?;
     let data = load_data(recipe, base)?;
     let config = recipe.model.config(data.classes);
-    let normalizer = Normalizer::new(&recipe.input.spec().map_err(|e| TrainError::Setup(e.to_string()))?, base)
-        .map_err(|e| TrainError::Setup(e.to_string()))?;
+    let input = recipe.input.spec().map_err(|e| TrainError::Recipe { field: "input", reason: e.to_string() })?;
+    let normalizer = Normalizer::new(&input, base)?;
+    // The recipe as recorded in checkpoints and weights, and compared on resume.
+    let recipe_json =
+        serde_json::to_string(recipe).map_err(|e| TrainError::Recipe { field: "recipe", reason: e.to_string() })?;
     let varmap = VarMap::new();
     let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
     let model = ResNet::trainable(&config, vb, recipe.bn_momentum)?;
@@ -446,17 +401,19 @@ pub fn train_seed_on(
     let mut step = 0u64;
     let mut curve = Vec::new();
     let mut progress = Progress::default();
-    if resume && checkpoint_path.exists() {
+    let mut earlier_recipes = Vec::new();
+    let steps_per_epoch = data.train.len().div_ceil(recipe.batch_size.max(1)) as u64;
+    let total = steps_per_epoch * recipe.epochs;
+    if resume != Resume::Fresh && checkpoint_path.exists() {
         let state = checkpoint::load(&checkpoint_path, &varmap, &mut optimizer)?;
+        earlier_recipes = resume::check(&state, &recipe_json, resume, &checkpoint_path, total)?;
         step = state.step;
         progress = serde_json::from_str(&state.progress)
-            .map_err(|e| TrainError::Setup(format!("{}: progress: {e}", checkpoint_path.display())))?;
+            .map_err(|error| TrainError::Progress { path: checkpoint_path.clone(), error })?;
         scheduler.restore(progress.scheduler.clone());
         curve = read_curve(&curve_path).into_iter().filter(|r| r.epoch < state.epoch).collect();
         eprintln!("seed {seed}: resuming at step {step}");
     }
-    let steps_per_epoch = data.train.len().div_ceil(recipe.batch_size.max(1)) as u64;
-    let total = steps_per_epoch * recipe.epochs;
     let save = |step: u64, optimizer: &Sgd, progress: &Progress| -> Result<(), TrainError> {
         let state = TrainState {
             step,
@@ -464,6 +421,8 @@ pub fn train_seed_on(
             rng_seed: seed_bytes(seed),
             rng_word_pos: 0,
             progress: serde_json::to_string(progress).unwrap_or_default(),
+            recipe: Some(recipe_json.clone()),
+            earlier_recipes: earlier_recipes.clone(),
         };
         Ok(checkpoint::save(&checkpoint_path, &varmap, optimizer, &state)?)
     };
@@ -487,8 +446,13 @@ pub fn train_seed_on(
         let lr = scheduler.lr(step);
         let logits = model.forward_t(&x, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let loss_value = loss.to_scalar::<f32>()?;
+        // A NaN or infinite loss poisons every weight through the update: stop before it.
+        if !loss_value.is_finite() {
+            return Err(TrainError::Diverged { seed, step: step + 1, total, epoch, lr, loss: loss_value });
+        }
         optimizer.step(&loss.backward()?, lr)?;
-        loss_sum += loss.to_scalar::<f32>()? as f64 * samples.len() as f64;
+        loss_sum += loss_value as f64 * samples.len() as f64;
         wrong += errors(&logits, &y)?;
         seen += samples.len();
         step += 1;
@@ -512,7 +476,23 @@ pub fn train_seed_on(
         }
     }
     let weights = dir.join("weights.safetensors");
-    write_weights(&weights, &varmap, &config, recipe, seed)?;
+    let provenance = Provenance {
+        origin: Some(Origin::Trained {
+            tool: format!("resnet-audit {} train", env!("CARGO_PKG_VERSION")),
+            seed,
+            recipe: recipe_json,
+            earlier_recipes,
+        }),
+        stride: match config.topology {
+            crate::model::Topology::Imagenet { stride, .. } => Some(stride),
+            crate::model::Topology::Cifar { .. } => None,
+        },
+        num_classes: Some(config.num_classes),
+        base_width: Some(config.base_width),
+        input: Some(InputConvention::Spec(input)),
+        ..Provenance::default()
+    };
+    write_weights(&weights, &varmap, &provenance)?;
     Ok(RunSummary { seed, dir: dir.to_path_buf(), curve, weights })
 }
 
@@ -526,7 +506,7 @@ fn seed_bytes(seed: u64) -> [u8; 32] {
 /// own initialisers are not seeded).
 fn initialise(varmap: &VarMap, seed: u64) -> Result<(), TrainError> {
     use rand_distr::{Distribution, Normal, Uniform};
-    let data = varmap.data().lock().map_err(|_| TrainError::Setup("variables poisoned".into()))?;
+    let data = varmap.data().lock().map_err(|_| TrainError::Poisoned)?;
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     let mut rng = ChaCha8Rng::seed_from_u64(mix(&[seed, u64::MAX]));
@@ -542,12 +522,14 @@ fn initialise(varmap: &VarMap, seed: u64) -> Result<(), TrainError> {
             vec![0.0; n]
         } else if dims.len() == 4 {
             let fan_out = (dims[0] * dims[2] * dims[3]) as f64;
-            let normal = Normal::new(0.0, (2.0 / fan_out).sqrt()).map_err(|e| TrainError::Setup(e.to_string()))?;
+            let normal = Normal::new(0.0, (2.0 / fan_out).sqrt())
+                .map_err(|e| TrainError::Recipe { field: "model", reason: format!("`{name}`: {e}") })?;
             (0..n).map(|_| normal.sample(&mut rng) as f32).collect()
         } else {
             let fan_in = *dims.last().unwrap_or(&1) as f64;
             let bound = 1.0 / fan_in.sqrt();
-            let uniform = Uniform::new(-bound, bound).map_err(|e| TrainError::Setup(e.to_string()))?;
+            let uniform = Uniform::new(-bound, bound)
+                .map_err(|e| TrainError::Recipe { field: "model", reason: format!("`{name}`: {e}") })?;
             (0..n).map(|_| uniform.sample(&mut rng) as f32).collect()
         };
         // Drawn on the CPU whatever the device, so every device starts from the same weights.
@@ -556,30 +538,12 @@ fn initialise(varmap: &VarMap, seed: u64) -> Result<(), TrainError> {
     Ok(())
 }
 
-fn write_weights(
-    path: &Path,
-    varmap: &VarMap,
-    config: &ResNetConfig,
-    recipe: &Recipe,
-    seed: u64,
-) -> Result<(), TrainError> {
-    let fail = |reason: String| TrainError::Write { path: path.to_path_buf(), reason };
-    let data = varmap.data().lock().map_err(|_| fail("variables poisoned".into()))?;
+/// The final weights: torchvision names, with the provenance `inspect` and `eval` read.
+fn write_weights(path: &Path, varmap: &VarMap, provenance: &Provenance) -> Result<(), TrainError> {
+    let data = varmap.data().lock().map_err(|_| TrainError::Poisoned)?;
     let tensors: Vec<(String, Tensor)> =
         data.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect();
-    let stride = match config.topology {
-        crate::model::Topology::Imagenet { stride, .. } => stride.name().to_string(),
-        _ => "n/a".to_string(),
-    };
-    let metadata = HashMap::from([
-        ("trained_by".to_string(), format!("resnet-audit {} train", env!("CARGO_PKG_VERSION"))),
-        ("seed".to_string(), seed.to_string()),
-        ("stride_placement".to_string(), stride),
-        ("num_classes".to_string(), config.num_classes.to_string()),
-        ("base_width".to_string(), config.base_width.to_string()),
-        ("recipe".to_string(), serde_json::to_string(recipe).unwrap_or_default()),
-    ]);
-    crate::weights::write_safetensors(path, &tensors, metadata).map_err(fail)
+    Ok(crate::weights::write_safetensors(path, &tensors, &provenance.to_metadata())?)
 }
 
 /// One row per seed and the mean ± sample std of the final validation errors.
@@ -630,8 +594,7 @@ impl SeedSummary {
     pub fn write_csv(&self, path: &Path) -> Result<(), TrainError> {
         // With no seeds trained, nothing has created the folder yet.
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| TrainError::Write { path: dir.to_path_buf(), reason: e.to_string() })?;
+            std::fs::create_dir_all(dir).map_err(|error| TrainError::CreateDir { path: dir.to_path_buf(), error })?;
         }
         let mut text = String::from("seed,final_val_error,final_train_error,epochs,weights\n");
         for r in &self.rows {
@@ -644,7 +607,7 @@ impl SeedSummary {
                 csv_field(&r.weights.to_string_lossy())
             ));
         }
-        write_atomically(path, text.as_bytes())
+        Ok(crate::fsio::atomic_write(path, text.as_bytes())?)
     }
 }
 

@@ -46,6 +46,25 @@ fn is_ignorable(name: &str) -> bool {
 struct Record {
     requested: Vec<TensorSpec>,
     problems: Vec<Problem>,
+    /// Non-finite values and negative variances, apart: a file can fit a model and still hold them.
+    values: Vec<Problem>,
+}
+
+/// NaN or infinite values anywhere, and negative values in a BatchNorm running variance.
+fn value_problems(name: &str, tensor: &Tensor) -> CandleResult<Vec<Problem>> {
+    let values = tensor.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+    let mut problems = Vec::new();
+    let mut count_where = |bad: fn(f32) -> bool, problem: fn(String, usize, usize) -> Problem| {
+        if let Some(first_index) = values.iter().position(|&x| bad(x)) {
+            let count = values[first_index..].iter().filter(|&&x| bad(x)).count();
+            problems.push(problem(name.to_string(), count, first_index));
+        }
+    };
+    count_where(|x| !x.is_finite(), |name, count, first_index| Problem::NonFinite { name, count, first_index });
+    if name.ends_with("running_var") {
+        count_where(|x| x < 0.0, |name, count, first_index| Problem::NegativeVariance { name, count, first_index });
+    }
+    Ok(problems)
 }
 
 /// Answers tensor requests from a file (or with zeros, when there is none), recording each.
@@ -71,7 +90,11 @@ impl SimpleBackend for Recording<'_> {
                 Problem::Shape { name: name.to_string(), expected, found: stored.shape.clone() }
             }
             Some(stored) => match &stored.tensor {
-                Some(tensor) => return tensor.to_dtype(dtype)?.to_device(dev),
+                Some(tensor) => {
+                    let found = value_problems(name, tensor)?;
+                    record.values.extend(found);
+                    return tensor.to_dtype(dtype)?.to_device(dev);
+                }
                 None => Problem::Dtype { name: name.to_string(), found: dtype_name(stored.dtype) },
             },
         };
@@ -107,7 +130,8 @@ pub fn tensor_specs(config: &ResNetConfig) -> CandleResult<Vec<TensorSpec>> {
 
 /// Builds `config`'s model from `file`, or lists everything in the file that does not fit:
 /// missing tensors, wrong shapes (a class-count mismatch among them), unusable dtypes, and
-/// tensors the model does not use.
+/// tensors the model does not use; then every NaN, infinity and negative running variance in the
+/// tensors the model reads.
 pub fn load_resnet(file: &WeightsFile, config: &ResNetConfig, options: &LoadOptions) -> Result<ResNet, WeightsError> {
     let (model, record) = build(Some(file), config, options);
     let mut problems = record.problems;
@@ -118,7 +142,11 @@ pub fn load_resnet(file: &WeightsFile, config: &ResNetConfig, options: &LoadOpti
         problems.push(Problem::Unexpected { names: unexpected });
     }
     if !problems.is_empty() {
+        problems.extend(record.values);
         return Err(WeightsError::Mismatch { path: file.path.clone(), model: config.name(), problems });
+    }
+    if !record.values.is_empty() {
+        return Err(WeightsError::Unusable { path: file.path.clone(), problems: record.values });
     }
     model.map_err(|error| WeightsError::Build { path: file.path.clone(), model: config.name(), error: Box::new(error) })
 }

@@ -2,10 +2,12 @@
 
 mod checked;
 mod file;
+pub mod provenance;
 mod source;
 
 pub use checked::{load_resnet, tensor_specs, LoadOptions, TensorSpec};
-pub use file::{write_safetensors, StoredTensor, WeightsFile};
+pub use file::{encode_safetensors, write_safetensors, StoredTensor, WeightsFile};
+pub use provenance::{InputConvention, Origin, Provenance, SourceFormat};
 pub use source::{HubSettings, WeightsSource};
 
 use std::fmt;
@@ -31,8 +33,17 @@ pub enum WeightsError {
     #[error("{path} does not hold the weights of {model} ({} problem{}):\n{}",
         problems.len(), if problems.len() == 1 { "" } else { "s" }, list(problems))]
     Mismatch { path: PathBuf, model: String, problems: Vec<Problem> },
+    #[error("{path} holds values no model can compute with ({} tensor{}):\n{}",
+        problems.len(), if problems.len() == 1 { "" } else { "s" }, list(problems))]
+    Unusable { path: PathBuf, problems: Vec<Problem> },
     #[error("building {model} from {path}: {error}")]
     Build { path: PathBuf, model: String, error: Box<candle_core::Error> },
+    #[error("{path}: {error}")]
+    Provenance { path: PathBuf, error: provenance::ProvenanceError },
+    #[error("cannot write {path}: tensor `{tensor}`: {reason}")]
+    Encode { path: PathBuf, tensor: String, reason: String },
+    #[error(transparent)]
+    Write(#[from] crate::fsio::WriteError),
 }
 
 /// One way a weights file differs from what a model needs.
@@ -55,6 +66,19 @@ pub enum Problem {
     Unexpected {
         names: Vec<String>,
     },
+    /// NaN or infinite values (a diverged training run): the model's outputs would be NaN, and
+    /// NaN logits rank classes by index, which looks like a chance-level model.
+    NonFinite {
+        name: String,
+        count: usize,
+        first_index: usize,
+    },
+    /// A BatchNorm running variance below zero: its square root is NaN.
+    NegativeVariance {
+        name: String,
+        count: usize,
+        first_index: usize,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -75,6 +99,12 @@ impl fmt::Display for Problem {
             }
             Problem::Dtype { name, found } => {
                 write!(f, "tensor `{name}` is stored as {found}; expected f32, f16 or bf16")
+            }
+            Problem::NonFinite { name, count, first_index } => {
+                write!(f, "tensor `{name}`: {count} NaN or infinite value(s), the first at index {first_index}")
+            }
+            Problem::NegativeVariance { name, count, first_index } => {
+                write!(f, "tensor `{name}`: {count} negative running variance(s), the first at index {first_index}")
             }
             Problem::Unexpected { names } => {
                 let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();

@@ -15,7 +15,11 @@ use sha2::{Digest, Sha256};
 
 use crate::model::config::imagenet_depth_of;
 use crate::model::{BlockKind, ResNetConfig, StemPool, StridePlacement};
-use crate::weights::{tensor_specs, write_safetensors};
+use crate::transform::{ChannelOrder, PixelScale};
+use crate::weights::provenance::PixelLayout;
+use crate::weights::{
+    tensor_specs, write_safetensors, InputConvention, Origin, Provenance, SourceFormat, WeightsError,
+};
 use candle_core::{Device, Tensor};
 use proto::{BlobProto, NetParameter};
 
@@ -33,8 +37,8 @@ pub enum CaffeError {
     MissingScale { path: PathBuf, bn: String, scale: String },
     #[error("{path}: not a bottleneck ResNet of a known depth: {reason}")]
     NotAResNet { path: PathBuf, reason: String },
-    #[error("cannot write {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Write(#[from] WeightsError),
 }
 
 /// One layer as stored: name, type and blobs (shape, f32 data).
@@ -311,26 +315,35 @@ impl CaffeModel {
         self.layers.iter().filter(|l| l.kind != "BatchNorm").flat_map(|l| &l.blobs).map(|b| b.data.len()).sum()
     }
 
-    /// Writes the converted weights (and metadata recording the source and the preprocessing).
-    pub fn write_safetensors(&self, out: &Path, mean: Option<(&Path, &Blob)>) -> Result<(), CaffeError> {
-        let tensors = self.tensors()?;
-        let mut metadata = HashMap::from([
-            ("source".to_string(), self.path.display().to_string()),
-            ("source_sha256".to_string(), self.sha256.clone()),
-            ("converted_by".to_string(), format!("resnet-audit {} convert caffe", env!("CARGO_PKG_VERSION"))),
-            ("architecture".to_string(), format!("resnet{}", self.config.depth())),
-            ("stride_placement".to_string(), "v1".to_string()),
-            ("stem_pool".to_string(), "caffe".to_string()),
-            ("bn_eps".to_string(), format!("{:e}", self.config.bn_eps)),
-            ("num_classes".to_string(), self.config.num_classes.to_string()),
-            ("base_width".to_string(), self.config.base_width.to_string()),
-            ("input".to_string(), "BGR, 0-255, minus the mean image (Caffe)".to_string()),
-        ]);
-        if let Some((path, blob)) = mean {
-            metadata.insert("mean_source".into(), path.display().to_string());
-            metadata.insert("mean_shape".into(), format!("{:?}", blob.shape));
+    /// What the converted file records: the source, what Caffe's semantics fix (v1 strides,
+    /// the Caffe stem pool, BN eps, the BGR 0–255 mean-image input) and the mean image, if any.
+    pub fn provenance(&self, mean: Option<(&Path, &Blob)>) -> Provenance {
+        Provenance {
+            origin: Some(converted_from(&self.path, &self.sha256)),
+            architecture: Some(format!("resnet{}", self.config.depth())),
+            stride: Some(StridePlacement::V1),
+            stem_pool: Some(StemPool::Caffe),
+            bn_eps: Some(self.config.bn_eps),
+            num_classes: Some(self.config.num_classes),
+            base_width: Some(self.config.base_width),
+            input: Some(InputConvention::CaffeMeanImage),
+            mean: mean.map(|(path, blob)| (path.display().to_string(), blob.shape.clone())),
+            ..Provenance::default()
         }
-        write(out, &tensors, metadata)
+    }
+
+    /// Writes the converted weights with their [`CaffeModel::provenance`].
+    pub fn write_safetensors(&self, out: &Path, mean: Option<(&Path, &Blob)>) -> Result<(), CaffeError> {
+        write(out, &self.tensors()?, &self.provenance(mean))
+    }
+}
+
+fn converted_from(source: &Path, sha256: &str) -> Origin {
+    Origin::Converted {
+        format: SourceFormat::Caffe,
+        source: source.display().to_string(),
+        source_sha256: sha256.to_string(),
+        tool: format!("resnet-audit {} convert caffe", env!("CARGO_PKG_VERSION")),
     }
 }
 
@@ -348,32 +361,27 @@ enum Derive {
 }
 
 /// Writes blobs as f32 tensors to a safetensors file, atomically.
-pub fn write(
-    out: &Path,
-    tensors: &BTreeMap<String, Blob>,
-    metadata: HashMap<String, String>,
-) -> Result<(), CaffeError> {
-    let write_err = |reason: String| CaffeError::Write { path: out.to_path_buf(), reason };
+pub fn write(out: &Path, tensors: &BTreeMap<String, Blob>, provenance: &Provenance) -> Result<(), CaffeError> {
     let tensors = tensors
         .iter()
         .map(|(name, blob)| {
-            Tensor::from_vec(blob.data.clone(), blob.shape.as_slice(), &Device::Cpu).map(|t| (name.clone(), t))
+            Tensor::from_vec(blob.data.clone(), blob.shape.as_slice(), &Device::Cpu).map(|t| (name.clone(), t)).map_err(
+                |e| WeightsError::Encode { path: out.to_path_buf(), tensor: name.clone(), reason: e.to_string() },
+            )
         })
-        .collect::<candle_core::Result<Vec<_>>>()
-        .map_err(|e| write_err(e.to_string()))?;
-    write_safetensors(out, &tensors, metadata).map_err(write_err)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(write_safetensors(out, &tensors, &provenance.to_metadata())?)
 }
 
 /// The mean image as a safetensors file (tensor `mean` [3, H, W], BGR, 0–255).
 pub fn write_mean(out: &Path, source: &Path, mean: &Blob) -> Result<(), CaffeError> {
     let sha = format!("{:x}", Sha256::digest(read_bytes(source)?));
-    let metadata = HashMap::from([
-        ("source".to_string(), source.display().to_string()),
-        ("source_sha256".to_string(), sha),
-        ("channel_order".to_string(), "bgr".to_string()),
-        ("scale".to_string(), "byte".to_string()),
-    ]);
-    write(out, &BTreeMap::from([("mean".to_string(), mean.clone())]), metadata)
+    let provenance = Provenance {
+        origin: Some(converted_from(source, &sha)),
+        pixels: Some(PixelLayout { channel_order: ChannelOrder::Bgr, scale: PixelScale::Byte }),
+        ..Provenance::default()
+    };
+    write(out, &BTreeMap::from([("mean".to_string(), mean.clone())]), &provenance)
 }
 
 impl fmt::Display for CaffeModel {
