@@ -11,7 +11,15 @@ pub enum YamlError {
     Io { path: PathBuf, error: std::io::Error },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{path}: not a regular file (a folder, device or pipe cannot be an experiment or recipe)")]
+    NotAFile { path: PathBuf },
+    #[error("{path}: {bytes} bytes; an experiment or recipe file is at most {MAX_YAML_BYTES} bytes")]
+    TooLarge { path: PathBuf, bytes: u64 },
 }
+
+/// Experiments and recipes are a few KB; the cap keeps a wrong path (a data file, a dump) from
+/// being read whole.
+pub const MAX_YAML_BYTES: u64 = 4 << 20;
 
 /// Parses `text` (read from `path`, which is only named in messages).
 pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, YamlError> {
@@ -113,7 +121,34 @@ pub fn field_position(text: &str, anchor: &str, field: &str) -> Option<Position>
     Some(key.unwrap_or(anchor_at))
 }
 
+/// Reads and parses a YAML file; only regular files of at most [`MAX_YAML_BYTES`] are read
+/// (`/dev/zero` or a folder given by mistake is an error, not an endless read).
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
-    let text = std::fs::read_to_string(path).map_err(|error| YamlError::Io { path: path.to_path_buf(), error })?;
+    let io = |error| YamlError::Io { path: path.to_path_buf(), error };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(YamlError::NotAFile { path: path.to_path_buf() });
+    }
+    if meta.len() > MAX_YAML_BYTES {
+        return Err(YamlError::TooLarge { path: path.to_path_buf(), bytes: meta.len() });
+    }
+    let text = std::fs::read_to_string(path).map_err(io)?;
     parse(&text, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_and_folders_are_refused_before_reading() {
+        let err = read::<serde_yaml::Value>(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, YamlError::NotAFile { .. }), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = read::<serde_yaml::Value>(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; MAX_YAML_BYTES as usize + 1]).unwrap();
+        assert!(matches!(read::<serde_yaml::Value>(&big), Err(YamlError::TooLarge { .. })));
+    }
 }

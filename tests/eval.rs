@@ -265,14 +265,13 @@ fn missing_weights_are_named() {
     assert!(stderr.contains("model `narrow`") && stderr.contains("no_such_model.safetensors"), "{stderr}");
 }
 
-/// The 103 real photos of ../shared (when present) through protocols (i) and (iii).
+/// Real photos (`RESNET_AUDIT_PHOTOS`, when set) through protocols (i) and (iii).
 #[test]
 fn real_photos_run_through_every_protocol_kind() {
-    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/imagenet-sample");
-    if !sample.is_dir() {
-        println!("skipped: {} is absent", sample.display());
+    let Some(sample) = common::sample_photos() else {
+        println!("skipped: RESNET_AUDIT_PHOTOS is not set");
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut names: Vec<String> = std::fs::read_dir(&sample)
         .unwrap()

@@ -121,15 +121,15 @@ fn bad_images_are_named() {
     }
 }
 
-/// The 103 real ImageNet photos in ../shared (not committed: ImageNet's terms) decode and
-/// resize; skipped with a notice where the folder is absent (a user's clone).
+/// Real photos (`RESNET_AUDIT_PHOTOS`, not committed: ImageNet's terms) decode and resize;
+/// skipped with a notice where the variable is unset.
 #[test]
 fn real_photos_smoke_test() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/imagenet-sample");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        println!("skipped: {} not present", dir.display());
+    let Some(dir) = common::sample_photos() else {
+        println!("skipped: RESNET_AUDIT_PHOTOS is not set");
         return;
     };
+    let entries = std::fs::read_dir(&dir).unwrap();
     let mut count = 0;
     for entry in entries {
         let path = entry.unwrap().path();

@@ -223,14 +223,10 @@ fn maybe_flip(image: RgbImage, rng: &mut impl Rng) -> RgbImage {
     }
 }
 
-/// The size with shorter side `shorter` and the aspect ratio kept (the longer side truncated,
-/// as torchvision's `Resize(int)`).
+/// The size with shorter side `shorter` and the aspect ratio kept: torchvision's `Resize(int)`
+/// rule, the one the evaluation uses ([`crate::transform::ResizePolicy::ShorterSide`]).
 fn shorter_side_size(width: u32, height: u32, shorter: u32) -> (u32, u32) {
-    if width <= height {
-        (shorter, ((height as u64 * shorter as u64) / width as u64).max(1) as u32)
-    } else {
-        (((width as u64 * shorter as u64) / height as u64).max(1) as u32, shorter)
-    }
+    crate::transform::ResizePolicy::ShorterSide(shorter).target_size(width, height)
 }
 
 /// ScaleAugment's first draw: the shorter side, uniform on the integers [min, max].

@@ -100,3 +100,12 @@ pub fn assert_same_weights(a: &std::path::Path, b: &std::path::Path) {
         assert_eq!(bits(&a), bits(&b), "{name} differs");
     }
 }
+
+/// A folder of real photos (`.JPEG`) for smoke tests, from `RESNET_AUDIT_PHOTOS` (e.g. 103 ImageNet
+/// validation images, one per class; never committed: ImageNet's terms). `None` when unset.
+#[allow(dead_code)] // not every test binary that includes this module uses it
+pub fn sample_photos() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("RESNET_AUDIT_PHOTOS")?);
+    assert!(dir.is_dir(), "RESNET_AUDIT_PHOTOS={} is not a folder", dir.display());
+    Some(dir)
+}
