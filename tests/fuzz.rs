@@ -15,7 +15,7 @@
 //! found becomes a regression input under fixtures/fuzz/<target>/, read by
 //! `committed_crash_inputs_are_read_without_a_crash` and added to the seeds.
 //!
-//! A new reader (Torch7, pickle) is one more entry in [`targets`]: a name, its seed files, format
+//! A new reader is one more entry in [`targets`] (as the PyTorch and Torch7 ones were): a name, its seed files, format
 //! tokens, and a function from a file path to `Ok`/`Err`.
 
 mod common;
@@ -30,9 +30,9 @@ use std::time::{Duration, Instant};
 use common::fixture;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use resnet_audit::import::caffe::{read_mean, CaffeModel};
 use resnet_audit::decode::decode_rgb_within;
 use resnet_audit::experiment::LoadedExperiment;
+use resnet_audit::import::caffe::{read_mean, CaffeModel};
 use resnet_audit::protocol::views::prepare_within;
 use resnet_audit::protocol::ProtocolEntry;
 use resnet_audit::transform::{InputSpec, Normalizer};
@@ -164,6 +164,16 @@ fn read_caffe_mean(path: &Path) -> Result<(), String> {
     read_mean(path).map(drop).map_err(|e| e.to_string())
 }
 
+fn read_pytorch(path: &Path) -> Result<(), String> {
+    resnet_audit::import::pytorch::read_checkpoint(path).map(drop).map_err(|e| e.to_string())
+}
+
+/// The serialization and, when that parses, the fb.resnet.torch module-tree mapping.
+fn read_torch7(path: &Path) -> Result<(), String> {
+    resnet_audit::import::torch7::read_file(path).map_err(|e| e.to_string())?;
+    resnet_audit::import::torch7::read_resnet(path).map(drop).map_err(|e| e.to_string())
+}
+
 fn read_experiment(path: &Path) -> Result<(), String> {
     LoadedExperiment::read(path).map(drop).map_err(|e| e.to_string())
 }
@@ -256,6 +266,50 @@ fn targets() -> Vec<Target> {
             ],
             file_name: "input.binaryproto",
             read: read_caffe_mean,
+        },
+        Target {
+            name: "pytorch",
+            seeds: ["legacy_state_dict", "legacy_dtypes", "zip_doubly_nested", "legacy_nested_module"]
+                .iter()
+                .map(|n| fixture(&format!("torch-formats/{n}.pth")))
+                .chain([fixture("released/resnet20-12fca82f.th")])
+                .collect(),
+            tokens: &[
+                b"\x80\x02",
+                b"ccollections\nOrderedDict\n",
+                b"ctorch._utils\n_rebuild_tensor_v2\n",
+                b"cposix\nsystem\n",
+                b"(",
+                b"t",
+                b"R",
+                b"\x94",
+                b"\xff\xff\xff\xff",
+                b"PK\x03\x04",
+                b"PK\x01\x02",
+                b"archive/data/0",
+            ],
+            file_name: "input.pth",
+            read: read_pytorch,
+        },
+        Target {
+            name: "torch7",
+            seeds: ["cifar8_a", "cifar8_b_cuda_oldbn", "resnet14_b_cuda_bias", "resnet18_c_shared_transposed"]
+                .iter()
+                .map(|n| fixture(&format!("torch-formats/{n}.t7")))
+                .collect(),
+            tokens: &[
+                b"\x04\x00\x00\x00",
+                b"\x03\x00\x00\x00",
+                b"V 1",
+                b"torch.FloatTensor",
+                b"torch.CudaStorage",
+                b"nn.Sequential",
+                b"nn.ConcatTable",
+                b"\xff\xff\xff\x7f",
+                b"\x00\x00\x00\x00\x00\x00\xf0\x7f",
+            ],
+            file_name: "input.t7",
+            read: read_torch7,
         },
         Target {
             name: "experiment-yaml",
@@ -492,6 +546,16 @@ fn fuzz_image_decode_and_views() {
 #[test]
 fn fuzz_safetensors_header() {
     fuzz("safetensors");
+}
+
+#[test]
+fn fuzz_pytorch_checkpoint() {
+    fuzz("pytorch");
+}
+
+#[test]
+fn fuzz_torch7() {
+    fuzz("torch7");
 }
 
 #[test]
