@@ -98,7 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             println!(
                 "{} rows. Published claims: {} reproduced, {} drift, {} subset, {} not run. \
                  Recorded baselines: {} matched, {} regressed, {} subset, {} not run. \
-                 {} measured without a claim, {} empty",
+                 Without a claim: {} measured, {} not run. {} empty",
                 report.rows.len(),
                 count(published, &|s| *s == Status::Reproduced),
                 count(published, &|s| *s == Status::Drift),
@@ -108,7 +108,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 count(baseline, &|s| *s == Status::Regressed),
                 count(baseline, &subset),
                 count(baseline, &|s| matches!(s, Status::NotRun(_))),
-                report.rows.iter().filter(|r| r.status == Status::Measured).count(),
+                count(None, &|s| *s == Status::Measured),
+                count(None, &|s| matches!(s, Status::NotRun(_))),
                 report.rows.iter().filter(|r| matches!(r.status, Status::Empty(_))).count()
             );
             println!("report: {}", args.out.join("report.html").display());

@@ -116,7 +116,9 @@ fn all_bad_images_experiment(dir: &Path, n: usize) -> PathBuf {
     for i in 0..n {
         std::fs::write(folder.join(format!("truncated_{i}.JPEG")), &bytes[..bytes.len() / 2]).unwrap();
     }
-    std::fs::write(dir.join("classes.txt"), "class00\nclass01\n").unwrap();
+    // The fixture model has 20 outputs.
+    let classes: Vec<String> = (0..20).map(|c| format!("class{c:02}")).collect();
+    std::fs::write(dir.join("classes.txt"), classes.join("\n")).unwrap();
     let path = dir.join("all-bad.yaml");
     std::fs::write(
         &path,
@@ -174,13 +176,12 @@ fn eval_results_file_writes_the_audit_table_for_one_experiment() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let csv = std::fs::read_to_string(&file).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let records = common::csv_records(&std::fs::read_to_string(&file).unwrap());
+    let (header, row) = (&records[0], &records[1]);
     let audit_header: Vec<&str> = audit::Column::ALL.iter().map(|c| c.name()).collect();
-    assert_eq!(header, audit_header, "the same columns as results.csv");
-    let row: Vec<&str> = lines.next().expect("one row").split(',').collect();
-    let cell = |name: &str| row[header.iter().position(|c| *c == name).unwrap()];
+    assert_eq!(header, &audit_header, "the same columns as results.csv");
+    assert_eq!(records.len(), 2, "one row");
+    let cell = |name: &str| row[header.iter().position(|c| c == name).unwrap()].as_str();
     assert_eq!((cell("model"), cell("status"), cell("reason")), ("paper-s1", "subset", "subset: 10 of 600 images"));
     assert_eq!((cell("img_size"), cell("crop_pct"), cell("interpolation")), ("56", "0.875", "bilinear"));
     // Percentages to two decimals, top-1 accuracy beside the error.

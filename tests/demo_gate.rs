@@ -67,8 +67,8 @@ fn the_demo_matches_its_recorded_baselines_and_a_changed_knob_fails_the_gate() {
     assert!(outcome.failures.is_empty(), "{:?}", outcome.failures);
     assert!(check_binary(&out).status.success());
     // The CSV carries timm's columns and the one-word status beside its reason.
-    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
-    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let records = common::csv_records(&std::fs::read_to_string(out.join("results.csv")).unwrap());
+    let header: Vec<&str> = records[0].iter().map(String::as_str).collect();
     for column in [
         "top1",
         "top5",
@@ -85,8 +85,7 @@ fn the_demo_matches_its_recorded_baselines_and_a_changed_knob_fails_the_gate() {
         assert!(header.contains(&column), "results.csv lacks `{column}`: {header:?}");
     }
     let status = header.iter().position(|c| *c == "status").unwrap();
-    let words: std::collections::BTreeSet<&str> =
-        csv.lines().skip(1).map(|l| l.split(',').nth(status).unwrap()).collect();
+    let words: std::collections::BTreeSet<&str> = records[1..].iter().map(|r| r[status].as_str()).collect();
     assert_eq!(words, ["baseline", "measured"].into(), "one word per status");
 
     // The same experiment with one knob of protocol (i) changed (a larger resize before the center
