@@ -69,14 +69,19 @@ pub enum Command {
     /// claimed numbers, charts, Markdown and HTML. Experiments whose data or weights are absent
     /// are listed as not run, with the fix.
     Audit(AuditArgs),
-    /// The CI gate over a written report. Exit status: 0 the gate passed, 1 a row drifted beyond
-    /// its tolerance (or, with --require-all, was not run), 2 the report could not be read
+    /// The CI gate over a written report. Exit status: 0 the gate passed, 1 a row drifted from
+    /// its published claim or regressed from its recorded baseline beyond its tolerance, or
+    /// scored no image (or, with the flags, was not run / ran on a subset), 2 the report could
+    /// not be read or is incomplete (a file its manifest lists is missing or changed)
     Check {
         /// A report folder written by `audit`
         report: PathBuf,
         /// Also fail on rows that were not run
         #[arg(long)]
         require_all: bool,
+        /// Also fail on rows measured on fewer images than their claim's test set (`--limit`)
+        #[arg(long)]
+        strict_subsets: bool,
     },
     /// Evaluate an experiment's models under its protocols: prints top-1/top-5 error per
     /// (model, protocol) and stores every image's scores (resuming an interrupted run).
@@ -100,6 +105,9 @@ pub enum Command {
         /// Also run every other setting of the protocols' `sweep:` (as `<id>.sweep<k>`, as the audit does)
         #[arg(long)]
         sweeps: bool,
+        /// Also write the results table (the columns of the audit's results.csv) to FILE
+        #[arg(long, value_name = "FILE")]
+        results_file: Option<PathBuf>,
     },
 }
 

@@ -128,7 +128,10 @@ pub struct ModelReport {
 #[derive(Debug, Clone)]
 pub struct EvalReport {
     pub dataset: String,
+    /// Images evaluated (after `--limit`).
     pub images: usize,
+    /// Images in the dataset: the full test set a claim without `test_images` refers to.
+    pub dataset_images: usize,
     pub models: Vec<ModelReport>,
     /// Models listed as not run (weights absent, with an `obtain` recipe): id and the full reason.
     pub not_run: Vec<(String, String)>,
@@ -342,9 +345,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         let variant = variant_ids.iter().position(|id| id == protocol_id).map(|i| &variants[i]);
         let protocol = match variant {
             Some(variant) => &variant.spec,
-            None => {
-                experiment.protocol(protocol_id).ok_or_else(|| unknown("protocol", protocol_id, &all_protocols))?
-            }
+            None => experiment.protocol(protocol_id).ok_or_else(|| unknown("protocol", protocol_id, &all_protocols))?,
         };
         let description = describe(model, protocol, &dataset, &samples);
         let scorer = Scorer {
@@ -397,6 +398,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     Ok(EvalReport {
         dataset: dataset.description.clone(),
         images: samples.len(),
+        dataset_images: dataset.samples.len(),
         models: model_reports,
         not_run,
         rows,

@@ -89,21 +89,33 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 command,
             };
             let report = audit::run(&options)?;
-            let count =
-                |f: &dyn Fn(&resnet_audit::report::Status) -> bool| report.rows.iter().filter(|r| f(&r.status)).count();
-            use resnet_audit::report::Status;
+            use resnet_audit::report::{ClaimKind, Status};
+            let count = |kind: Option<ClaimKind>, f: &dyn Fn(&Status) -> bool| {
+                report.rows.iter().filter(|r| r.claim_kind == kind && f(&r.status)).count()
+            };
+            let subset = |s: &Status| matches!(s, Status::Subset(_));
+            let (published, baseline) = (Some(ClaimKind::Published), Some(ClaimKind::Baseline));
             println!(
-                "{} rows: {} reproduced, {} drift, {} measured without a claim, {} not run",
+                "{} rows. Published claims: {} reproduced, {} drift, {} subset, {} not run. \
+                 Recorded baselines: {} matched, {} regressed, {} subset, {} not run. \
+                 Without a claim: {} measured, {} not run. {} empty",
                 report.rows.len(),
-                count(&|s| *s == Status::Reproduced),
-                count(&|s| *s == Status::Drift),
-                count(&|s| *s == Status::Measured),
-                count(&|s| matches!(s, Status::NotRun(_)))
+                count(published, &|s| *s == Status::Reproduced),
+                count(published, &|s| *s == Status::Drift),
+                count(published, &subset),
+                count(published, &|s| matches!(s, Status::NotRun(_))),
+                count(baseline, &|s| *s == Status::Baseline),
+                count(baseline, &|s| *s == Status::Regressed),
+                count(baseline, &subset),
+                count(baseline, &|s| matches!(s, Status::NotRun(_))),
+                count(None, &|s| *s == Status::Measured),
+                count(None, &|s| matches!(s, Status::NotRun(_))),
+                report.rows.iter().filter(|r| matches!(r.status, Status::Empty(_))).count()
             );
             println!("report: {}", args.out.join("report.html").display());
         }
-        Command::Check { report, require_all } => {
-            let outcome = audit::check(&report, require_all)?;
+        Command::Check { report, require_all, strict_subsets } => {
+            let outcome = audit::check(&report, audit::CheckOptions { require_all, strict_subsets })?;
             if !outcome.failures.is_empty() {
                 for failure in &outcome.failures {
                     eprintln!("{failure}");
@@ -112,13 +124,15 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 return Ok(Outcome::GateFailed);
             }
             println!(
-                "gate passed: {} rows, none drifted, {} not run{}",
+                "gate passed: {} rows, none drifted or regressed, {} not run{}, {} on a subset of their test set{}",
                 outcome.rows,
                 outcome.not_run,
-                if outcome.not_run > 0 { " (pass --require-all to fail on those)" } else { "" }
+                if outcome.not_run > 0 { " (pass --require-all to fail on those)" } else { "" },
+                outcome.subsets,
+                if outcome.subsets > 0 { " (pass --strict-subsets to fail on those)" } else { "" }
             );
         }
-        Command::Eval { experiment, models, protocols, limit, runtime, store, sweeps } => {
+        Command::Eval { experiment, models, protocols, limit, runtime, store, sweeps, results_file } => {
             let loaded = LoadedExperiment::read(&experiment)?;
             let options = EvalOptions {
                 models,
@@ -129,7 +143,12 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 store_dir: store,
                 sweeps,
             };
-            print!("{}", eval::run(&loaded, &options)?);
+            let report = eval::run(&loaded, &options)?;
+            print!("{report}");
+            if let Some(file) = results_file {
+                audit::write_results_file(&loaded, &report, &file)?;
+                println!("results: {}", file.display());
+            }
         }
     }
     Ok(Outcome::Done)

@@ -92,6 +92,9 @@ mod tests {
             delta_top5: None,
             tolerance: None,
             claim_source: None,
+            claim_kind: None,
+            claim_test_images: None,
+            setup: Default::default(),
             status: Status::Measured,
         }
     }

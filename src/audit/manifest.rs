@@ -1,10 +1,19 @@
 //! What makes a report reproducible beside its numbers: when it was made, by which build of
-//! this program, and `manifest.json`, the whole report as data.
+//! this program, and `manifest.json`, the whole report as data. The manifest is written last and
+//! lists every other file of the report with its SHA-256, so a report left half-written (a full
+//! disk, a killed run) or changed afterwards is caught by `check` ([`verify_complete`]) instead
+//! of passing as a report.
 
 use std::path::{Path, PathBuf};
 
-use crate::fsio::{atomic_write, WriteError};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::fsio::{atomic_write, WriteError, TEMP_MARKER};
 use crate::report::AuditReport;
+
+/// The manifest's name inside a report folder.
+pub const MANIFEST: &str = "manifest.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -12,14 +21,115 @@ pub enum ManifestError {
     Encode { path: PathBuf, error: serde_json::Error },
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("{path}: the report is incomplete: its manifest (written last) is missing; write the report again with `resnet-audit audit --out {}`", dir.display())]
+    NoManifest { path: PathBuf, dir: PathBuf },
+    #[error("{path}: not a manifest of this program's reports: {error}")]
+    Decode { path: PathBuf, error: serde_json::Error },
+    #[error("{}: the report is incomplete: {file} listed in {MANIFEST} is missing", dir.display())]
+    FileMissing { dir: PathBuf, file: String },
+    #[error("{}: the report is incomplete or changed: {file} does not have the SHA-256 {MANIFEST} lists (half-written, or edited after the audit)", dir.display())]
+    FileChanged { dir: PathBuf, file: String },
 }
 
-/// Writes `report` as `out/manifest.json`.
+/// One file of the report: its path relative to the report folder and its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListedFile {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Serialize)]
+struct Written<'a> {
+    #[serde(flatten)]
+    report: &'a AuditReport,
+    /// Every file of the report but this one, sorted by path.
+    files: Vec<ListedFile>,
+}
+
+#[derive(Deserialize)]
+struct Read {
+    files: Vec<ListedFile>,
+}
+
+fn sha256_of(path: &Path) -> Result<String, ManifestError> {
+    let bytes = std::fs::read(path).map_err(|error| ManifestError::Read { path: path.to_path_buf(), error })?;
+    Ok(format!("{:x}", sha2::Sha256::digest(&bytes)))
+}
+
+/// The report's files as written by `write_report`: tables, charts, documents, and the
+/// experiment copies under `experiments/` (walked, since imports keep their relative places).
+fn report_files(report: &AuditReport, out: &Path) -> Result<Vec<String>, ManifestError> {
+    let mut files: Vec<String> =
+        ["results.parquet", "results.csv", "report.md", "report.html"].map(String::from).into();
+    for chart in &report.charts {
+        files.push(chart.png.clone());
+        files.push(chart.svg.clone());
+    }
+    let mut pending = vec![PathBuf::from("experiments")];
+    while let Some(relative) = pending.pop() {
+        let folder = out.join(&relative);
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => return Err(ManifestError::Read { path: folder, error }),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|error| ManifestError::Read { path: folder.clone(), error })?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.contains(TEMP_MARKER) {
+                continue;
+            }
+            let path = relative.join(&name);
+            if entry.path().is_dir() {
+                pending.push(path);
+            } else {
+                files.push(path.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Writes `report` as `out/manifest.json`, with every other file of the report and its SHA-256.
+/// Call it last: its presence says the rest is complete.
 pub fn write_manifest(report: &AuditReport, out: &Path) -> Result<(), ManifestError> {
-    let path = out.join("manifest.json");
-    let text =
-        serde_json::to_string_pretty(report).map_err(|error| ManifestError::Encode { path: path.clone(), error })?;
+    let path = out.join(MANIFEST);
+    let files = report_files(report, out)?
+        .into_iter()
+        .map(|file| Ok(ListedFile { sha256: sha256_of(&out.join(&file))?, path: file }))
+        .collect::<Result<Vec<_>, ManifestError>>()?;
+    let text = serde_json::to_string_pretty(&Written { report, files })
+        .map_err(|error| ManifestError::Encode { path: path.clone(), error })?;
     atomic_write(&path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Checks that the report in `dir` is whole: its manifest exists and every file it lists is
+/// there with the listed SHA-256. The first missing or different file is the error.
+pub fn verify_complete(dir: &Path) -> Result<(), ManifestError> {
+    let path = dir.join(MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ManifestError::NoManifest { path, dir: dir.to_path_buf() })
+        }
+        Err(error) => return Err(ManifestError::Read { path, error }),
+    };
+    let read: Read =
+        serde_json::from_str(&text).map_err(|error| ManifestError::Decode { path: path.clone(), error })?;
+    for listed in &read.files {
+        let file = dir.join(&listed.path);
+        if !file.is_file() {
+            return Err(ManifestError::FileMissing { dir: dir.to_path_buf(), file: listed.path.clone() });
+        }
+        if sha256_of(&file)? != listed.sha256 {
+            return Err(ManifestError::FileChanged { dir: dir.to_path_buf(), file: listed.path.clone() });
+        }
+    }
     Ok(())
 }
 

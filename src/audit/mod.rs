@@ -11,6 +11,7 @@
 //! records date, version and the whole report.
 
 pub mod bands;
+mod leftovers;
 mod manifest;
 mod rows;
 pub mod table;
@@ -18,7 +19,8 @@ mod training;
 
 use std::path::{Path, PathBuf};
 
-pub use manifest::{software_version, ManifestError};
+pub use leftovers::remove_abandoned_temp_files;
+pub use manifest::{software_version, ManifestError, MANIFEST};
 pub use table::{Column, TableError};
 pub use training::TRAINING_PROTOCOL;
 
@@ -45,8 +47,12 @@ pub enum AuditError {
     ListFolder { path: PathBuf, error: std::io::Error },
     #[error("cannot create {path}: {error}")]
     CreateFolder { path: PathBuf, error: std::io::Error },
+    #[error("cannot remove the earlier report's {path}: {error}")]
+    RemoveManifest { path: PathBuf, error: std::io::Error },
     #[error("cannot copy {from} to {to}: {error}")]
     Copy { from: PathBuf, to: PathBuf, error: std::io::Error },
+    #[error("{path}: {error}")]
+    NoImageScored { path: PathBuf, error: rows::NoImageScored },
     #[error("{path}: {error}")]
     Device { path: PathBuf, error: DeviceError },
     #[error("{path}: run `{run}`, seed {seed}: training failed: {error}")]
@@ -128,6 +134,11 @@ fn absent_input(error: &EvalError) -> Option<String> {
 /// Runs every experiment and writes the report folder. Returns the report that was written.
 pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
     let files = experiment_files(&options.paths)?;
+    for folder in [&options.store_dir, &options.out] {
+        for removed in remove_abandoned_temp_files(folder) {
+            eprintln!("audit: removed {} (left by a process that is gone)", removed.display());
+        }
+    }
     let copies = options.out.join("experiments");
     create_folder(&copies)?;
     let mut experiments = Vec::new();
@@ -161,6 +172,14 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
 
 /// Writes tables, charts, documents and the manifest for `report` into `out`.
 pub fn write_report(mut report: AuditReport, out: &Path) -> Result<AuditReport, AuditError> {
+    // The manifest says the report is whole: an earlier one goes first, so a run that dies
+    // half-way leaves a report `check` refuses rather than old hashes over new files.
+    match std::fs::remove_file(out.join(MANIFEST)) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(AuditError::RemoveManifest { path: out.join(MANIFEST), error })
+        }
+        _ => {}
+    }
     table::write_tables(&report.rows, out)?;
     report.charts = write_charts(&report.rows, out)?;
     document::write_markdown(&report, out)?;
@@ -303,7 +322,18 @@ fn audit_experiment(
             )
         })
         .collect();
-    Ok((info, rows::measured_rows(loaded, name, &report)))
+    let rows = rows::measured_rows(loaded, name, &report)
+        .map_err(|error| AuditError::NoImageScored { path: loaded.path.clone(), error })?;
+    Ok((info, rows))
+}
+
+/// Writes one experiment's eval results as the audit's results table (CSV, the columns of
+/// `results.csv`): `eval --results-file`, timm's flag.
+pub fn write_results_file(loaded: &LoadedExperiment, report: &eval::EvalReport, file: &Path) -> Result<(), AuditError> {
+    let name = loaded.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let rows = rows::measured_rows(loaded, &name, report)
+        .map_err(|error| AuditError::NoImageScored { path: loaded.path.clone(), error })?;
+    Ok(table::write_csv(&rows, file)?)
 }
 
 fn describe_dataset(spec: &crate::dataset::DatasetSpec) -> String {
@@ -318,25 +348,43 @@ fn describe_input(input: &InputSpec) -> String {
     format!("{:?}, {:?} scale, {mean}, std {:?}", input.channel_order, input.scale, input.std)
 }
 
+/// What the gate fails on besides drift, regressions and empty rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Rows not run fail too.
+    pub require_all: bool,
+    /// Rows measured on a subset of the claimed test set fail too (by default they are shown,
+    /// not judged: a `--limit` run passes).
+    pub strict_subsets: bool,
+}
+
 /// The gate's verdict over a written report.
 #[derive(Debug, Clone)]
 pub struct CheckOutcome {
     pub rows: usize,
     /// Rows not run (they fail only with `require_all`).
     pub not_run: usize,
+    /// Rows measured on a subset of their claim's test set (they fail only with `strict_subsets`).
+    pub subsets: usize,
     /// `experiment/model/protocol: …` for each failing row.
     pub failures: Vec<String>,
 }
 
-/// Reads `dir/results.parquet`: rows in `drift` fail, and `not run` rows too with `require_all`.
-pub fn check(dir: &Path, require_all: bool) -> Result<CheckOutcome, AuditError> {
+/// Reads a report folder: first its completeness (every file `manifest.json` lists, with its
+/// SHA-256), then `results.parquet`. Fails rows in `drift` (a published claim), `regressed` (a
+/// recorded baseline) and `empty` (every image skipped); `not-run` and `subset` rows only when
+/// `options` asks.
+pub fn check(dir: &Path, options: CheckOptions) -> Result<CheckOutcome, AuditError> {
+    manifest::verify_complete(dir)?;
     let table = table::WrittenTable::read(dir)?;
-    let (experiment, model, protocol, setting, status) = (
+    let (experiment, model, protocol, setting, status, reason, kind) = (
         table.text(Column::Experiment)?,
         table.text(Column::Model)?,
         table.text(Column::Protocol)?,
         table.text(Column::Setting)?,
         table.text(Column::Status)?,
+        table.text(Column::Reason)?,
+        table.text(Column::ClaimKind)?,
     );
     let (measured, claimed, delta, tolerance) = (
         table.numbers(Column::Top1Err)?,
@@ -345,10 +393,10 @@ pub fn check(dir: &Path, require_all: bool) -> Result<CheckOutcome, AuditError> 
         table.numbers(Column::Tolerance)?,
     );
     let delta5 = table.numbers(Column::DeltaTop5)?;
+    let is = |i: usize, word: &str| status[i].as_deref() == Some(word);
+    let count = |word: &str| (0..table.height()).filter(|&i| is(i, word)).count();
     let mut failures = Vec::new();
-    let not_run = status.iter().filter(|s| s.as_deref().is_some_and(|s| s.starts_with("not run"))).count();
     for i in 0..table.height() {
-        let status = status[i].clone().unwrap_or_default();
         let name = format!(
             "{}/{}/{}{}",
             experiment[i].clone().unwrap_or_default(),
@@ -357,18 +405,27 @@ pub fn check(dir: &Path, require_all: bool) -> Result<CheckOutcome, AuditError> 
             setting[i].as_ref().map(|s| format!(" [{s}]")).unwrap_or_default()
         );
         let shown = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}"));
-        if status == "drift" {
+        let why = reason[i].clone().unwrap_or_default();
+        if is(i, "drift") || is(i, "regressed") {
+            let against = match kind[i].as_deref() {
+                Some("baseline") => "recorded baseline",
+                _ => "published claim",
+            };
             failures.push(format!(
-                "{name}: drift: top-1 error {} vs claimed {} (Δ {} top-1, {} top-5; tolerance ±{})",
+                "{name}: {}: top-1 error {} vs {against} {} (Δ {} top-1, {} top-5; tolerance ±{})",
+                status[i].as_deref().unwrap_or_default(),
                 shown(measured[i]),
                 shown(claimed[i]),
                 shown(delta[i]),
                 shown(delta5[i]),
                 shown(tolerance[i])
             ));
-        } else if require_all && status.starts_with("not run") {
-            failures.push(format!("{name}: {status}"));
+        } else if is(i, "empty")
+            || (options.require_all && is(i, "not-run"))
+            || (options.strict_subsets && is(i, "subset"))
+        {
+            failures.push(format!("{name}: {}: {why}", status[i].as_deref().unwrap_or_default()));
         }
     }
-    Ok(CheckOutcome { rows: table.height(), not_run, failures })
+    Ok(CheckOutcome { rows: table.height(), not_run: count("not-run"), subsets: count("subset"), failures })
 }

@@ -1,5 +1,8 @@
 //! Result rows: an eval report's (model, protocol) results beside their claims, judged
-//! `reproduced` / `drift` / `measured`, and the `not run` rows of what could not run.
+//! `reproduced` / `drift` against a published claim, `baseline` / `regressed` against a recorded
+//! baseline, `subset` when measured on fewer images than the claim's test set, `measured`
+//! without a claim, `empty` when every image was skipped, and the `not run` rows of what could
+//! not run.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +12,7 @@ use crate::metrics::Proportion;
 use crate::model::complexity::{multiply_adds, parameter_count};
 use crate::model::ResNetConfig;
 use crate::protocol::ProtocolSpec;
-use crate::report::{Measured, ProtocolKind, ResultRow, Status};
+use crate::report::{ClaimKind, Measured, ProtocolKind, ResultRow, RowSetup, Status};
 
 impl ResultRow {
     /// A row with identity, protocol and status set and every measurement and claim column empty.
@@ -40,14 +43,49 @@ impl ResultRow {
             delta_top5: None,
             tolerance: None,
             claim_source: None,
+            claim_kind: None,
+            claim_test_images: None,
+            setup: RowSetup::default(),
             status,
         }
     }
 
-    /// [`ResultRow::blank`] for a protocol as specified: its kind and summary from `spec`.
+    /// [`ResultRow::blank`] for a protocol as specified: its kind, summary and resampling from `spec`.
     fn for_protocol(experiment: &str, model: &str, protocol: &str, spec: &ProtocolSpec, status: Status) -> ResultRow {
-        ResultRow::blank(experiment, model, protocol, kind_of(spec), spec.summary(), status)
+        let mut row = ResultRow::blank(experiment, model, protocol, kind_of(spec), spec.summary(), status);
+        row.setup = setup_of(spec);
+        row
     }
+}
+
+/// timm's view of a protocol: the crop (`img_size`), the crop over the resized shorter side
+/// (`crop_pct`, when the resize fixes one), and the resampling.
+fn setup_of(spec: &ProtocolSpec) -> RowSetup {
+    use crate::transform::{Interpolation, ResizePolicy};
+    let crop_pct = |resize: &ResizePolicy, crop: u32| match resize {
+        ResizePolicy::ShorterSide(side) => Some(f64::from(crop) / f64::from(*side)),
+        ResizePolicy::CropPct { crop_pct, .. } => Some(*crop_pct),
+        ResizePolicy::Warp { .. } => None,
+    };
+    let kernel = |i: Interpolation| {
+        match i {
+            Interpolation::Nearest => "nearest",
+            Interpolation::Bilinear => "bilinear",
+            Interpolation::Bicubic => "bicubic",
+        }
+        .to_string()
+    };
+    let (img_size, crop_pct, interpolation, antialias) = match spec {
+        ProtocolSpec::CenterCrop(c) => {
+            (Some(c.crop), crop_pct(&c.resize, c.crop), Some(c.interpolation), Some(c.antialias))
+        }
+        ProtocolSpec::TenCrop(t) => {
+            (Some(t.crop), crop_pct(&t.resize, t.crop), Some(t.interpolation), Some(t.antialias))
+        }
+        ProtocolSpec::FullyConvolutional(f) => (None, None, Some(f.interpolation), Some(f.antialias)),
+        ProtocolSpec::Ensemble(_) => (None, None, None, None),
+    };
+    RowSetup { img_size, crop_pct, interpolation: interpolation.map(kernel), antialias, ..RowSetup::default() }
 }
 
 pub(super) fn kind_of(spec: &ProtocolSpec) -> ProtocolKind {
@@ -83,8 +121,10 @@ fn claim_for<'a>(claims: &'a [Claim], model: Option<&str>, protocol: &str) -> Op
     claims.iter().find(|c| c.protocol == protocol && c.model.as_deref() == model)
 }
 
-/// Fills claim columns and the status of a measured row.
-fn judge(row: &mut ResultRow, claim: Option<&Claim>) {
+/// Fills claim columns and the status of a measured row. `dataset_images`: the full test set a
+/// claim without `test_images` refers to. A row on fewer images than that is a `subset`: its
+/// deltas are shown, but a smaller sample is not the claimed measurement, so it is not judged.
+fn judge(row: &mut ResultRow, claim: Option<&Claim>, dataset_images: usize) {
     let Some(claim) = claim else {
         row.status = Status::Measured;
         return;
@@ -92,8 +132,19 @@ fn judge(row: &mut ResultRow, claim: Option<&Claim>) {
     *row = with_claim(row.clone(), Some(claim));
     row.delta_top1 = claim.top1.zip(row.top1).map(|(c, m)| m.err - c);
     row.delta_top5 = claim.top5.zip(row.top5).map(|(c, m)| m.err - c);
-    let drift = [row.delta_top1, row.delta_top5].iter().flatten().any(|d| d.abs() > claim.tolerance);
-    row.status = if drift { Status::Drift } else { Status::Reproduced };
+    let test_images = claim.test_images.unwrap_or(dataset_images);
+    row.claim_test_images = Some(test_images);
+    if row.images < test_images {
+        row.status = Status::Subset(format!("subset: {} of {test_images} images", row.images));
+        return;
+    }
+    let outside = [row.delta_top1, row.delta_top5].iter().flatten().any(|d| d.abs() > claim.tolerance);
+    row.status = match (claim.kind, outside) {
+        (ClaimKind::Published, false) => Status::Reproduced,
+        (ClaimKind::Published, true) => Status::Drift,
+        (ClaimKind::Baseline, false) => Status::Baseline,
+        (ClaimKind::Baseline, true) => Status::Regressed,
+    };
 }
 
 /// A row with the claim's columns filled (a not-run row still shows what is claimed for it).
@@ -103,14 +154,31 @@ fn with_claim(mut row: ResultRow, claim: Option<&Claim>) -> ResultRow {
         row.claimed_top5_err = claim.top5;
         row.tolerance = Some(claim.tolerance);
         row.claim_source = Some(claim.source.clone());
+        row.claim_kind = Some(claim.kind);
+        row.claim_test_images = claim.test_images;
     }
     row
 }
 
+/// A (model, protocol) that scored no image although nothing was skipped: no number to show or
+/// judge, and no reason the user asked for, so the audit stops on it.
+#[derive(Debug, thiserror::Error)]
+#[error("{model}/{protocol}: no image was scored (the dataset or the selection is empty)")]
+pub struct NoImageScored {
+    pub model: String,
+    pub protocol: String,
+}
+
 /// One row per (model, protocol[, sweep setting]) the eval measured, judged against its claim,
 /// then the not-run rows of models whose weights are absent.
-pub(super) fn measured_rows(loaded: &LoadedExperiment, name: &str, report: &EvalReport) -> Vec<ResultRow> {
+pub(super) fn measured_rows(
+    loaded: &LoadedExperiment,
+    name: &str,
+    report: &EvalReport,
+) -> Result<Vec<ResultRow>, NoImageScored> {
     let experiment = &loaded.experiment;
+    let sha256: BTreeMap<&str, &str> =
+        report.models.iter().map(|m| (m.id.as_str(), m.weights_sha256.as_str())).collect();
     let configs: BTreeMap<&str, &ResNetConfig> = report.models.iter().map(|m| (m.id.as_str(), &m.config)).collect();
     let mut rows: Vec<ResultRow> = Vec::new();
     for row in &report.rows {
@@ -130,6 +198,10 @@ pub(super) fn measured_rows(loaded: &LoadedExperiment, name: &str, report: &Eval
         out.top5 = percent(&row.rates.top5);
         out.images = row.rates.top1.trials as usize;
         out.skipped = row.skipped().len();
+        if !is_ensemble {
+            out.setup.weights = experiment.model(&row.model).map(|m| m.weights.clone());
+            out.setup.weights_sha256 = sha256.get(row.model.as_str()).map(|s| s.to_string());
+        }
         match spec {
             ProtocolSpec::Ensemble(e) => {
                 let members: Vec<(&ResNetConfig, &ProtocolSpec)> = e
@@ -152,7 +224,17 @@ pub(super) fn measured_rows(loaded: &LoadedExperiment, name: &str, report: &Eval
         // A claim is about the protocol as written, not a sweep setting.
         let claim_model = if is_ensemble { None } else { Some(row.model.as_str()) };
         let claim = if setting.is_none() { claim_for(&experiment.claims, claim_model, protocol_id) } else { None };
-        judge(&mut out, claim);
+        if out.images == 0 {
+            // Nothing scored: no error rate exists, whatever the claim says.
+            if out.skipped == 0 {
+                return Err(NoImageScored { model: model.to_string(), protocol: row.protocol.clone() });
+            }
+            let why = format!("empty: all {} images skipped as bad (on_bad_image: skip)", out.skipped);
+            out = with_claim(out, claim);
+            out.status = Status::Empty(why);
+        } else {
+            judge(&mut out, claim, report.dataset_images);
+        }
         rows.push(out);
     }
     // Models listed as not run: one row per protocol of theirs, and per ensemble they belong to.
@@ -180,7 +262,7 @@ pub(super) fn measured_rows(loaded: &LoadedExperiment, name: &str, report: &Eval
             }
         }
     }
-    rows
+    Ok(rows)
 }
 
 /// Every (model, protocol) of an experiment that could not run, with the reason.
@@ -209,6 +291,7 @@ pub(super) fn with_training_claim(mut row: ResultRow, claim: Option<&crate::expe
         row.claimed_top1_err = Some(claim.top1);
         row.tolerance = Some(claim.tolerance);
         row.claim_source = Some(claim.source.clone());
+        row.claim_kind = Some(ClaimKind::Published);
     }
     row
 }
@@ -218,11 +301,21 @@ mod tests {
     use super::*;
 
     fn claim(top1: Option<f64>, top5: Option<f64>, tolerance: f64) -> Claim {
-        Claim { model: Some("m".into()), protocol: "p".into(), top1, top5, tolerance, source: "s".into() }
+        Claim {
+            model: Some("m".into()),
+            protocol: "p".into(),
+            top1,
+            top5,
+            tolerance,
+            source: "s".into(),
+            kind: ClaimKind::Published,
+            test_images: None,
+        }
     }
 
     fn measured(top1: f64, top5: f64) -> ResultRow {
         let mut row = ResultRow::blank("e", "m", "p", ProtocolKind::CenterCrop, "summary".into(), Status::Measured);
+        row.images = 600;
         row.top1 = Some(Measured { err: top1, low: top1 - 1.0, high: top1 + 1.0 });
         row.top5 = Some(Measured { err: top5, low: top5 - 1.0, high: top5 + 1.0 });
         row
@@ -231,24 +324,53 @@ mod tests {
     #[test]
     fn judging_compares_every_claimed_error_with_the_tolerance() {
         let mut row = measured(25.0, 8.0);
-        judge(&mut row, Some(&claim(Some(24.8), Some(7.9), 0.3)));
+        judge(&mut row, Some(&claim(Some(24.8), Some(7.9), 0.3)), 600);
         assert_eq!(row.status, Status::Reproduced);
         assert_eq!((row.claimed_top1_err, row.claimed_top5_err, row.tolerance), (Some(24.8), Some(7.9), Some(0.3)));
         assert!((row.delta_top1.unwrap() - 0.2).abs() < 1e-9 && (row.delta_top5.unwrap() - 0.1).abs() < 1e-9);
 
         // Top-5 alone beyond the tolerance is drift.
         let mut row = measured(25.0, 8.5);
-        judge(&mut row, Some(&claim(Some(24.8), Some(7.9), 0.3)));
+        judge(&mut row, Some(&claim(Some(24.8), Some(7.9), 0.3)), 600);
         assert_eq!(row.status, Status::Drift);
 
         // A claim of top-1 only leaves top-5 unjudged.
         let mut row = measured(25.0, 50.0);
-        judge(&mut row, Some(&claim(Some(25.1), None, 0.3)));
+        judge(&mut row, Some(&claim(Some(25.1), None, 0.3)), 600);
         assert_eq!((row.status.clone(), row.delta_top5), (Status::Reproduced, None));
 
         let mut row = measured(25.0, 8.0);
-        judge(&mut row, None);
+        judge(&mut row, None, 600);
         assert_eq!((row.status.clone(), row.claimed_top1_err), (Status::Measured, None));
+    }
+
+    #[test]
+    fn a_baseline_is_baseline_or_regressed_never_reproduced_or_drift() {
+        let baseline = Claim { kind: ClaimKind::Baseline, ..claim(Some(24.8), Some(7.9), 0.3) };
+        let mut row = measured(25.0, 8.0);
+        judge(&mut row, Some(&baseline), 600);
+        assert_eq!((row.status.clone(), row.claim_kind), (Status::Baseline, Some(ClaimKind::Baseline)));
+        let mut row = measured(26.0, 8.0);
+        judge(&mut row, Some(&baseline), 600);
+        assert_eq!(row.status, Status::Regressed);
+    }
+
+    #[test]
+    fn fewer_images_than_the_claimed_test_set_is_a_subset_never_judged() {
+        // Far outside the tolerance, but on 20 of the dataset's 600 images: shown, not judged.
+        let mut row = measured(60.0, 30.0);
+        row.images = 20;
+        judge(&mut row, Some(&claim(Some(24.8), Some(7.9), 0.3)), 600);
+        assert_eq!(row.status, Status::Subset("subset: 20 of 600 images".into()));
+        assert!(row.delta_top1.is_some() && row.top1.is_some(), "the subset's numbers stay visible");
+        // A declared test set wins over the dataset's size (846 of CIFAR's 10,000).
+        let mut row = measured(25.0, 8.0);
+        row.images = 846;
+        judge(&mut row, Some(&Claim { test_images: Some(10_000), ..claim(Some(25.0), None, 0.3) }), 846);
+        assert_eq!(
+            (row.status.clone(), row.claim_test_images),
+            (Status::Subset("subset: 846 of 10000 images".into()), Some(10_000))
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::dataset::{DatasetSpec, OutputOrder};
 use crate::engine::{OnBadImage, Settings};
 use crate::model::{StemPool, StridePlacement};
 use crate::protocol::{ProtocolEntry, ProtocolSpec};
+pub use crate::report::ClaimKind;
 use crate::transform::InputSpec;
 use crate::yaml::{self, Position, YamlError};
 
@@ -79,7 +80,8 @@ pub struct ModelEntry {
 }
 
 /// A claimed result: the error a source reports for (model, protocol), and how far a measurement
-/// may be from it before the audit calls it drift.
+/// may be from it before the audit calls it drift (a published claim) or a regression (a
+/// recorded baseline).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim {
@@ -95,8 +97,16 @@ pub struct Claim {
     pub top5: Option<f64>,
     /// Allowed |measured − claimed|, in points.
     pub tolerance: f64,
-    /// Where the number comes from: paper table, README, URL.
+    /// Where the number comes from: paper table, README, URL; for a baseline, the run that recorded it.
     pub source: String,
+    /// `published` (default): a number from outside the project; `baseline`: a number this
+    /// project recorded from its own run, a regression reference rather than a reproduction.
+    #[serde(default)]
+    pub kind: ClaimKind,
+    /// How many images the claimed number was measured on; a run on fewer is a subset, shown but
+    /// not judged. Default: the size of the experiment's dataset.
+    #[serde(default)]
+    pub test_images: Option<usize>,
 }
 
 /// Either a name defined in an imported library file, or the thing itself.

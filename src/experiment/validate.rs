@@ -162,6 +162,8 @@ pub enum Problem {
     ClaimNotPercentage { claim: usize, field: ClaimField, value: f64 },
     #[error("claims[{0}]: `source` is empty: name the paper table, README or URL")]
     ClaimNoSource(usize),
+    #[error("claims[{0}]: `test_images: 0`: give the size of the test set the number was measured on")]
+    ClaimNoTestImages(usize),
     #[error("claims[{claim}]: a second claim for ({model}, {protocol})")]
     ClaimTwice { claim: usize, model: String, protocol: String },
     #[error("protocol id `{id}` is also the id of a sweep setting of protocol `{protocol}`: rename it")]
@@ -388,6 +390,9 @@ impl Experiment {
             }
             if claim.source.trim().is_empty() {
                 return Err(Problem::ClaimNoSource(claim_index));
+            }
+            if claim.test_images == Some(0) {
+                return Err(Problem::ClaimNoTestImages(claim_index));
             }
             if !seen.insert((claim.model.clone(), claim.protocol.clone())) {
                 return Err(Problem::ClaimTwice {

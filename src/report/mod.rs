@@ -8,30 +8,101 @@ pub mod document;
 
 use serde::{Deserialize, Serialize};
 
-/// Whether a measured row agrees with its claim.
+/// Whether a measured row agrees with its claim or recorded baseline.
+///
+/// A published claim (a source outside the project) is `reproduced` or `drift`; a recorded
+/// baseline (a number this project measured itself, for regression) is `baseline` or
+/// `regressed`, so a baseline is never presented as a reproduced published result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
-    /// Every claimed error is within `tolerance` points of the measurement.
+    /// Every claimed error of a published claim is within `tolerance` points of the measurement.
     Reproduced,
-    /// A claimed error differs from the measurement by more than `tolerance` points.
+    /// A published claim's error differs from the measurement by more than `tolerance` points.
     Drift,
     /// Measured, but nothing claims a number for it.
     Measured,
+    /// Every error of a recorded baseline is within `tolerance` points of the measurement.
+    Baseline,
+    /// A recorded baseline's error differs from the measurement by more than `tolerance` points.
+    Regressed,
+    /// Measured on fewer images than the claim's test set: shown, never judged. The string says
+    /// how many (`subset: 20 of 600 images`).
+    Subset(String),
+    /// No image scored because every one was skipped (`on_bad_image: skip`); the string says why.
+    Empty(String),
     /// Not run; the string says why and how to fix it.
     NotRun(String),
 }
 
 impl Status {
-    /// The text in the table's `status` column: `reproduced`, `drift`, `measured`, `not run: …`.
-    pub fn label(&self) -> String {
+    /// The table's `status` column: one word.
+    pub fn word(&self) -> &'static str {
         match self {
-            Status::Reproduced => "reproduced".into(),
-            Status::Drift => "drift".into(),
-            Status::Measured => "measured".into(),
-            Status::NotRun(why) => format!("not run: {why}"),
+            Status::Reproduced => "reproduced",
+            Status::Drift => "drift",
+            Status::Measured => "measured",
+            Status::Baseline => "baseline",
+            Status::Regressed => "regressed",
+            Status::Subset(_) => "subset",
+            Status::Empty(_) => "empty",
+            Status::NotRun(_) => "not-run",
         }
     }
+
+    /// The table's `reason` column: why a row is subset, empty or not run; `None` otherwise.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Status::Subset(why) | Status::Empty(why) | Status::NotRun(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// The status in words for a person: `reproduced`, `drift`, …, `not run: …`, `subset: 20 of 600 images`.
+    pub fn label(&self) -> String {
+        match self {
+            Status::NotRun(why) => format!("not run: {why}"),
+            Status::Subset(why) | Status::Empty(why) => why.clone(),
+            other => other.word().into(),
+        }
+    }
+}
+
+/// What a number beside a measurement is: a published claim or this project's recorded baseline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClaimKind {
+    /// A result published outside the project (paper table, authors' README).
+    #[default]
+    Published,
+    /// A number this project measured itself, kept to catch regressions.
+    Baseline,
+}
+
+impl ClaimKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            ClaimKind::Published => "published",
+            ClaimKind::Baseline => "baseline",
+        }
+    }
+}
+
+/// How a row's model saw its images, in timm's terms (`img_size`, `crop_pct`, `interpolation`),
+/// and which weights it was: the columns a timm user looks for in a results file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RowSetup {
+    /// The crop fed to the model (single- and ten-crop protocols); `None` for multi-scale and ensembles.
+    pub img_size: Option<u32>,
+    /// Crop over the resized shorter side (timm's `crop_pct`), when the resize fixes one.
+    pub crop_pct: Option<f64>,
+    /// `bilinear`, `bicubic`, `nearest`; `None` for ensembles.
+    pub interpolation: Option<String>,
+    pub antialias: Option<bool>,
+    /// The weights as the experiment names them (path or `hf://…`); `None` for ensembles.
+    pub weights: Option<String>,
+    /// SHA-256 of the weights file, when it was read.
+    pub weights_sha256: Option<String>,
 }
 
 /// The protocol families of the paper, in ladder order (i) → (iv).
@@ -112,6 +183,11 @@ pub struct ResultRow {
     pub tolerance: Option<f64>,
     /// Where the claim comes from (paper table, README, URL).
     pub claim_source: Option<String>,
+    /// Whether the claim columns hold a published claim or a recorded baseline; `None`: no claim.
+    pub claim_kind: Option<ClaimKind>,
+    /// The size of the test set the claim was measured on; a row with fewer images is a subset.
+    pub claim_test_images: Option<usize>,
+    pub setup: RowSetup,
     pub status: Status,
 }
 

@@ -48,8 +48,10 @@ fn status_color(status: &Status) -> RGBColor {
     match status {
         Status::Reproduced => GREEN_OK,
         Status::Drift => RED_DRIFT,
-        Status::Measured => BLUE_MEASURED,
-        Status::NotRun(_) => GREY_TEXT,
+        // A matched baseline is not a reproduced published claim: not green.
+        Status::Measured | Status::Baseline => BLUE_MEASURED,
+        Status::Regressed | Status::Empty(_) => RED_DRIFT,
+        Status::Subset(_) | Status::NotRun(_) => GREY_TEXT,
     }
 }
 

@@ -49,6 +49,9 @@ fn row(
         delta_top5: None,
         tolerance: claim.map(|_| 0.5),
         claim_source: claim.map(|_| "He et al. 2016, Table 3".into()),
+        claim_kind: None,
+        claim_test_images: None,
+        setup: Default::default(),
         status,
     }
 }

@@ -92,6 +92,12 @@ pub(super) fn status_class(status: &Status) -> &'static str {
         Status::Reproduced => "reproduced",
         Status::Drift => "drift",
         Status::Measured => "measured",
+        // A baseline match is not a reproduced published claim; it shares the neutral look of
+        // `measured` until the report's styling gives it its own.
+        Status::Baseline => "measured",
+        Status::Regressed => "drift",
+        Status::Subset(_) => "measured",
+        Status::Empty(_) => "drift",
         Status::NotRun(_) => "notrun",
     }
 }

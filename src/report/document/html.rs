@@ -112,7 +112,8 @@ fn html_summary(report: &AuditReport, views: &[ExperimentView]) -> String {
         s += &format!("<li><strong>{n}</strong> <span class=\"badge {class}\">{name}</span></li>\n");
     }
     s += "</ul>\n";
-    let drift: Vec<&ResultRow> = report.rows.iter().filter(|r| r.status == Status::Drift).collect();
+    let drift: Vec<&ResultRow> =
+        report.rows.iter().filter(|r| matches!(r.status, Status::Drift | Status::Regressed)).collect();
     if drift.is_empty() {
         s += "<p>No row drifts from its claim.</p>\n";
     } else {

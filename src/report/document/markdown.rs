@@ -118,7 +118,8 @@ fn md_summary(report: &AuditReport, views: &[ExperimentView]) -> String {
     let mut s = "## Summary\n\n".to_string();
     let parts: Vec<String> = STATUS_NAMES.iter().zip(counts).map(|((_, name), n)| format!("**{n}** {name}")).collect();
     s += &format!("{} result rows: {}.\n\n", report.rows.len(), parts.join(", "));
-    let drift: Vec<&ResultRow> = report.rows.iter().filter(|r| r.status == Status::Drift).collect();
+    let drift: Vec<&ResultRow> =
+        report.rows.iter().filter(|r| matches!(r.status, Status::Drift | Status::Regressed)).collect();
     if drift.is_empty() {
         s += "No row drifts from its claim.\n\n";
     } else {
