@@ -60,8 +60,28 @@ pub enum CifarShortcut {
     /// Identity with stride-2 subsampling; the extra channels are zeros appended after the
     /// identity ones (fb.resnet.torch's shortcutType 'A'). No parameters.
     A,
+    /// Option A as popular PyTorch CIFAR ResNets write it (akamaster/pytorch_resnet_cifar10):
+    /// `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))`, the zero channels
+    /// split evenly before and after the identity ones. Same tensors as `A`, different sums.
+    #[serde(rename = "A-split")]
+    ASplit,
     /// 1x1 projection + BN, as in the ImageNet models.
     B,
+}
+
+impl CifarShortcut {
+    /// The spelling of experiment files and `inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CifarShortcut::A => "A",
+            CifarShortcut::ASplit => "A-split",
+            CifarShortcut::B => "B",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [CifarShortcut::A, CifarShortcut::ASplit, CifarShortcut::B].into_iter().find(|s| s.name() == text)
+    }
 }
 
 /// Which of the paper's two families, with the knobs that only make sense in each.
@@ -143,6 +163,29 @@ impl ResNetConfig {
             num_classes,
             base_width: 64,
             bn_eps: 1e-5,
+        }
+    }
+
+    /// This CIFAR model with another shortcut variant of the same tensors: A ↔ A-split (B has
+    /// projection tensors, so it is told by the file, never chosen).
+    pub fn with_cifar_shortcut(self, shortcut: CifarShortcut) -> Result<Self, String> {
+        match self.topology {
+            Topology::Cifar { depth, shortcut: current } if current == shortcut => {
+                Ok(Self { topology: Topology::Cifar { depth, shortcut }, ..self })
+            }
+            Topology::Cifar { depth, shortcut: current }
+                if current != CifarShortcut::B && shortcut != CifarShortcut::B =>
+            {
+                Ok(Self { topology: Topology::Cifar { depth, shortcut }, ..self })
+            }
+            Topology::Cifar { shortcut: current, .. } => Err(format!(
+                "cifar_shortcut {} does not fit this file: its tensors are option {}'s",
+                shortcut.name(),
+                current.name()
+            )),
+            Topology::Imagenet { .. } => {
+                Err(format!("cifar_shortcut {} is given for an ImageNet ResNet", shortcut.name()))
+            }
         }
     }
 

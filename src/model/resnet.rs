@@ -63,10 +63,12 @@ pub(crate) enum ShortcutPlan {
     Identity,
     /// 1x1 convolution + BN (`downsample.0`, `downsample.1`).
     Projection(ConvSpec),
-    /// CIFAR option A: subsample by `stride`, append `extra_channels` zero channels.
+    /// CIFAR option A: subsample by `stride`, then `before` zero channels, the identity ones,
+    /// `after` zero channels (`before` is 0 for fb.resnet.torch's A, half for A-split).
     ZeroPad {
         stride: usize,
-        extra_channels: usize,
+        before: usize,
+        after: usize,
     },
 }
 
@@ -116,8 +118,13 @@ pub(crate) fn block_plans(config: &ResNetConfig) -> Vec<Vec<BlockPlan>> {
             };
             let shortcut = if stride == 1 && in_channels == out_channels {
                 ShortcutPlan::Identity
-            } else if let Topology::Cifar { shortcut: CifarShortcut::A, .. } = config.topology {
-                ShortcutPlan::ZeroPad { stride, extra_channels: out_channels.saturating_sub(in_channels) }
+            } else if let Topology::Cifar { shortcut: shortcut @ (CifarShortcut::A | CifarShortcut::ASplit), .. } =
+                config.topology
+            {
+                let extra = out_channels.saturating_sub(in_channels);
+                // A-split: planes // 4 on each side, where planes = out = 2 × in, so half each.
+                let before = if shortcut == CifarShortcut::ASplit { extra / 2 } else { 0 };
+                ShortcutPlan::ZeroPad { stride, before, after: extra - before }
             } else {
                 ShortcutPlan::Projection(ConvSpec::new(in_channels, out_channels, 1, stride))
             };
@@ -133,7 +140,7 @@ pub(crate) fn block_plans(config: &ResNetConfig) -> Vec<Vec<BlockPlan>> {
 enum Shortcut {
     Identity,
     Projection(ConvBn),
-    ZeroPad { stride: usize, extra_channels: usize },
+    ZeroPad { stride: usize, before: usize, after: usize },
 }
 
 impl Shortcut {
@@ -141,10 +148,10 @@ impl Shortcut {
         match self {
             Shortcut::Identity => Ok(x.clone()),
             Shortcut::Projection(conv) => conv.forward_t(x, train),
-            Shortcut::ZeroPad { stride, extra_channels } => {
+            Shortcut::ZeroPad { stride, before, after } => {
                 // x[:, :, ::s, ::s], by index selection (which, unlike a strided pool, has a gradient).
                 let x = subsample(x, *stride, (2, 3))?;
-                x.pad_with_zeros(1, 0, *extra_channels)
+                x.pad_with_zeros(1, *before, *after)
             }
         }
     }
@@ -173,7 +180,7 @@ impl Block {
             ShortcutPlan::Projection(spec) => {
                 Shortcut::Projection(ConvBn::new(vb.pp("downsample.0"), vb.pp("downsample.1"), spec, bn_eps, mode)?)
             }
-            ShortcutPlan::ZeroPad { stride, extra_channels } => Shortcut::ZeroPad { stride, extra_channels },
+            ShortcutPlan::ZeroPad { stride, before, after } => Shortcut::ZeroPad { stride, before, after },
         };
         Ok(Self { convs, shortcut })
     }
@@ -202,7 +209,7 @@ struct NhwcBlock {
 enum NhwcShortcut {
     Identity,
     Projection(NhwcConv),
-    ZeroPad { stride: usize, extra_channels: usize },
+    ZeroPad { stride: usize, before: usize, after: usize },
 }
 
 impl NhwcBlock {
@@ -220,8 +227,8 @@ impl NhwcBlock {
                 Some(fast) => NhwcShortcut::Projection(fast),
                 None => return Ok(None),
             },
-            Shortcut::ZeroPad { stride, extra_channels } => {
-                NhwcShortcut::ZeroPad { stride: *stride, extra_channels: *extra_channels }
+            Shortcut::ZeroPad { stride, before, after } => {
+                NhwcShortcut::ZeroPad { stride: *stride, before: *before, after: *after }
             }
         };
         Ok(Some(Self { convs, shortcut }))
@@ -232,9 +239,9 @@ impl NhwcBlock {
         let shortcut = match &self.shortcut {
             NhwcShortcut::Identity => x.clone(),
             NhwcShortcut::Projection(conv) => x.apply_op1_no_bwd(conv)?,
-            NhwcShortcut::ZeroPad { stride, extra_channels } => {
+            NhwcShortcut::ZeroPad { stride, before, after } => {
                 let x = subsample(x, *stride, (1, 2))?;
-                x.pad_with_zeros(3, 0, *extra_channels)?.contiguous()?
+                x.pad_with_zeros(3, *before, *after)?.contiguous()?
             }
         };
         let (last, inner) = self.convs.split_last().ok_or_else(|| candle_core::Error::Msg("empty block".into()))?;
