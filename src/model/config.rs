@@ -294,7 +294,7 @@ impl ResNetConfig {
                 format!("ResNet-{depth}{stride}{pool}{width}")
             }
             Topology::Cifar { depth, shortcut } => {
-                format!("CIFAR ResNet-{depth} (option {shortcut:?}{width})")
+                format!("CIFAR ResNet-{depth} (option {}{width})", shortcut.name())
             }
         }
     }
