@@ -95,8 +95,13 @@ impl WeightsFormat {
     pub fn how_to_use(self) -> &'static str {
         match self {
             WeightsFormat::Safetensors => "read it directly",
+            // The mean image is Caffe's alone, so its own subcommand.
+            WeightsFormat::Caffe => {
+                "give it as `weights:` as it is (converted once, cached by its SHA-256), or convert it: \
+                 resnet-audit convert caffe <file>.caffemodel [--mean <mean>.binaryproto] --out <name>.safetensors"
+            }
             _ => {
-                "give it as `weights:` as it is (it is converted once, cached by its SHA-256), or convert it: \
+                "give it as `weights:` as it is (converted once, cached by its SHA-256), or convert it: \
                  resnet-audit convert <file> --out <name>.safetensors"
             }
         }

@@ -323,4 +323,20 @@ mod tests {
         assert!(ResNetConfig::cifar(1202, CifarShortcut::A, 10).validate().is_ok());
         assert_eq!(ResNetConfig::cifar(110, CifarShortcut::B, 10).stages()[0].blocks, 18);
     }
+
+    #[test]
+    fn the_cifar_shortcut_knob_swaps_only_variants_with_the_same_tensors() {
+        let a = ResNetConfig::cifar(20, CifarShortcut::A, 10);
+        let split = a.with_cifar_shortcut(CifarShortcut::ASplit).unwrap();
+        assert_eq!(split.topology, Topology::Cifar { depth: 20, shortcut: CifarShortcut::ASplit });
+        assert!(a.with_cifar_shortcut(CifarShortcut::B).unwrap_err().contains("option A's"));
+        let b = ResNetConfig::cifar(20, CifarShortcut::B, 10);
+        assert!(b.with_cifar_shortcut(CifarShortcut::ASplit).is_err());
+        assert!(ResNetConfig::imagenet(50, 1000).with_cifar_shortcut(CifarShortcut::A).is_err());
+        for shortcut in [CifarShortcut::A, CifarShortcut::ASplit, CifarShortcut::B] {
+            let yaml: CifarShortcut = serde_yaml::from_str(shortcut.name()).unwrap();
+            assert_eq!((yaml, CifarShortcut::parse(shortcut.name())), (shortcut, Some(shortcut)));
+        }
+    }
+
 }

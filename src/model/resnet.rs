@@ -500,4 +500,14 @@ mod tests {
             assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{pool:?}");
         }
     }
+
+    #[test]
+    fn option_a_split_puts_half_the_zero_channels_before_the_identity() {
+        let plan = |shortcut| block_plans(&ResNetConfig::cifar(20, shortcut, 10))[1][0].shortcut;
+        assert_eq!(plan(CifarShortcut::A), ShortcutPlan::ZeroPad { stride: 2, before: 0, after: 16 });
+        assert_eq!(plan(CifarShortcut::ASplit), ShortcutPlan::ZeroPad { stride: 2, before: 8, after: 8 });
+        let x = Tensor::new(&[1f32, 2.], &candle_core::Device::Cpu).unwrap().reshape((1, 2, 1, 1)).unwrap();
+        let padded = Shortcut::ZeroPad { stride: 1, before: 1, after: 1 }.forward_t(&x, false).unwrap();
+        assert_eq!(padded.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [0., 1., 2., 0.]);
+    }
 }
