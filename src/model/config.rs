@@ -338,5 +338,4 @@ mod tests {
             assert_eq!((yaml, CifarShortcut::parse(shortcut.name())), (shortcut, Some(shortcut)));
         }
     }
-
 }
