@@ -125,7 +125,7 @@ fn main() -> BenchResult<()> {
     // 2. End to end through the engine.
     let samples: Vec<Sample> = paths
         .iter()
-        .map(|p| Sample { id: p.file_name().unwrap().to_string_lossy().into_owned(), path: p.clone(), label: 0 })
+        .map(|p| Sample::file(p.file_name().unwrap().to_string_lossy().into_owned(), p.clone(), 0))
         .collect();
     let center = protocol("center-crop")?;
     let ten = protocol("ten-crop")?;

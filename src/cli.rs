@@ -32,14 +32,15 @@ pub enum Command {
     /// Show what a weights file holds: depth, block type, stride variant, classes,
     /// parameters and multiply-adds at 224x224.
     Inspect {
-        /// A safetensors file, a Caffe .caffemodel (layers listed), or
+        /// A safetensors file, a Caffe .caffemodel (layers listed), a Torch7 .t7 (module tree),
+        /// a PyTorch checkpoint (.pth/.pt/.th/.bin, zip or legacy; tensors listed), or
         /// hf://org/name[@revision]/file.safetensors (read from the
         /// Hugging Face cache: HF_HUB_CACHE or HF_HOME; HF_HUB_OFFLINE=1 forbids downloads)
         weights: String,
     },
-    /// Convert released weights to safetensors in our naming.
-    #[command(subcommand)]
-    Convert(Convert),
+    /// Convert released weights to safetensors in our naming: `convert <file> --out x.safetensors`
+    /// for any format (recognised by content), or `convert caffe` for a Caffe model with its mean.
+    Convert(ConvertArgs),
     /// Train a recipe (YAML) for one or more seeds: per-epoch curve (CSV and Parquet),
     /// checkpoints, final weights that `eval` loads, and a per-seed summary (summary.csv) with
     /// the mean ± std of the final validation errors.
@@ -127,6 +128,20 @@ pub struct AuditArgs {
     pub limit: Option<usize>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// `convert <file> --out <x.safetensors>`, or a format's own subcommand.
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ConvertArgs {
+    #[command(subcommand)]
+    pub format: Option<Convert>,
+    /// A .caffemodel, .t7, or PyTorch checkpoint (zip or legacy), recognised by content
+    #[arg(required = true)]
+    pub weights: Option<PathBuf>,
+    /// The safetensors file to write
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

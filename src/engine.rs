@@ -189,6 +189,9 @@ pub fn evaluate(
 type Prepared = Result<Vec<ViewGroup>, ImageError>;
 
 fn prepare_sample(sample: &Sample, protocol: &ProtocolSpec, scorer: &Scorer, max_pixels: u64) -> Prepared {
+    if let Some(pixels) = &sample.pixels {
+        return Ok(prepare_within(protocol, pixels, scorer.normalizer, max_pixels)?);
+    }
     let image = decode_rgb_within(&sample.path, max_pixels)?;
     Ok(prepare_within(protocol, &image, scorer.normalizer, max_pixels)?)
 }

@@ -31,6 +31,9 @@ pub enum EvalError {
     UnresolvedDataset,
     #[error("model `{model}`: {error}")]
     Weights { model: String, error: WeightsError },
+    /// Released weights in another format that could not be read or converted.
+    #[error("model `{model}`: {error}")]
+    Import { model: String, error: crate::import::convert::ImportError },
     /// The `weights` path itself (e.g. an unset variable in it), before any file is read.
     #[error("model `{model}`: {error}")]
     WeightsPath { model: String, error: DatasetError },
@@ -157,6 +160,7 @@ pub struct LoadedModel {
 pub fn load_model(
     entry: &ModelEntry,
     base: &Path,
+    store_dir: &Path,
     dataset: &Dataset,
     device: &Device,
     backend: Backend,
@@ -170,6 +174,9 @@ pub fn load_model(
         hub => hub,
     };
     let path = source.resolve(&HubSettings::from_env()).map_err(weights)?;
+    // Any released format, converted once into the store (keyed by the source's SHA-256).
+    let path = crate::import::convert::as_safetensors(&path, store_dir)
+        .map_err(|error| EvalError::Import { model: entry.id.clone(), error })?;
     let file = WeightsFile::read(&path).map_err(weights)?;
     let inspection = inspect(&file).map_err(|error| EvalError::Inspect { model: entry.id.clone(), error })?;
     let mut config = inspection.config;
@@ -182,6 +189,12 @@ pub fn load_model(
     }
     if let Some(pool) = entry.stem_pool {
         config = config.with_stem_pool(pool);
+    }
+    if let Some(shortcut) = entry.cifar_shortcut {
+        config = config.with_cifar_shortcut(shortcut).map_err(|reason| EvalError::Inspect {
+            model: entry.id.clone(),
+            error: InspectError::NotAResNet { path: path.display().to_string(), reason },
+        })?;
     }
     let build = BuildOptions { backend, ..BuildOptions::default() };
     let options = LoadOptions { device: device.clone(), build, ..LoadOptions::default() };
@@ -213,6 +226,9 @@ fn weights_absent(error: &EvalError) -> bool {
     match error {
         EvalError::Weights { error: WeightsError::Io { error, .. }, .. } => {
             error.kind() == std::io::ErrorKind::NotFound
+        }
+        EvalError::Import { error: crate::import::convert::ImportError::Detect(detect), .. } => {
+            detect.error.kind() == std::io::ErrorKind::NotFound
         }
         // Not in the cache, or the download failed (no network): the `obtain` recipe is the fix either way.
         EvalError::Weights { error: WeightsError::NotCached { .. } | WeightsError::Download { .. }, .. } => true,
@@ -316,7 +332,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             continue;
         }
         let entry = experiment.model(model_id).ok_or_else(|| unknown("model", model_id, &all_models))?;
-        match load_model(entry, &loaded.base, &dataset, &device, options.backend) {
+        match load_model(entry, &loaded.base, &options.store_dir, &dataset, &device, options.backend) {
             Ok(model) => {
                 models.insert(model_id, model);
             }

@@ -4,11 +4,12 @@ use std::fmt;
 use std::path::Path;
 
 use crate::import::caffe::{CaffeError, CaffeModel};
-use crate::import::{DetectError, WeightsFormat};
+use crate::import::convert::{convert, file_sha256, ImportError};
+use crate::import::{torch7, DetectError, WeightsFormat};
 use crate::model::complexity::multiply_adds;
 use crate::model::config::imagenet_depth_of;
 use crate::model::{BlockKind, BuildOptions, CifarShortcut, ResNetConfig, StemPool, StridePlacement, Topology};
-use crate::weights::{load_resnet, LoadOptions, WeightsError, WeightsFile};
+use crate::weights::{encode_safetensors, load_resnet, LoadOptions, WeightsError, WeightsFile};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -20,14 +21,51 @@ pub enum InspectError {
     Detect(#[from] DetectError),
     #[error(transparent)]
     Caffe(#[from] CaffeError),
+    #[error(transparent)]
+    Import(#[from] ImportError),
 }
 
 /// The `inspect` listing of any weights file, its reader chosen by content
-/// ([`WeightsFormat::detect`]): a safetensors file's architecture table, or a Caffe model's layers.
+/// ([`WeightsFormat::detect`]): a safetensors file's architecture table, a Caffe model's layers,
+/// or for a Torch7 file or PyTorch checkpoint the table of its conversion (what `eval` runs),
+/// what the conversion inferred, and the module tree (Torch7) or the tensor list (PyTorch).
 pub fn inspect_path(path: &Path) -> Result<String, InspectError> {
-    match WeightsFormat::detect(path)? {
+    let format = WeightsFormat::detect(path)?;
+    match format {
         WeightsFormat::Safetensors => Ok(inspect(&WeightsFile::read(path)?)?.to_string()),
         WeightsFormat::Caffe => Ok(CaffeModel::read(path)?.to_string()),
+        WeightsFormat::Torch7 | WeightsFormat::PytorchZip | WeightsFormat::PytorchLegacy => {
+            let converted = convert(path)?;
+            let bytes = encode_safetensors(path, &converted.tensors, &converted.provenance.to_metadata())?;
+            let mut inspection = inspect(&WeightsFile::from_bytes(path, &bytes)?)?;
+            // The table names the released file, not the in-memory conversion.
+            inspection.sha256 = file_sha256(path)?;
+            let mut out = format!("{:<18}{}\n", "format", format.description());
+            out.push_str(&inspection.to_string());
+            for note in &converted.provenance.inferred {
+                out.push_str(&format!("{:<18}{note}\n", "inferred"));
+            }
+            if format == WeightsFormat::Torch7 {
+                out.push_str("\nmodule tree:\n");
+                let file = torch7::read_file(path).map_err(ImportError::from)?;
+                write_tree(&mut out, &torch7::module_tree(path, &file).map_err(ImportError::from)?, 1);
+            } else {
+                out.push_str("\ntensors (torchvision names):\n");
+                for (name, tensor) in &converted.tensors {
+                    out.push_str(&format!("  {name:<40} {:?}\n", tensor.dims()));
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// One line per module, indented by depth; runs of identical leaf siblings stay separate so the
+/// tree reads like the file.
+fn write_tree(out: &mut String, module: &torch7::Module, depth: usize) {
+    out.push_str(&format!("{}{}\n", "  ".repeat(depth), module.class));
+    for child in &module.children {
+        write_tree(out, child, depth + 1);
     }
 }
 
@@ -115,10 +153,14 @@ pub fn inspect(file: &WeightsFile) -> Result<Inspection, InspectError> {
                     "CIFAR-style stem but blocks per stage {blocks:?}; expected three equal stages of basic blocks"
                 )));
             }
+            // A and A-split have the same (no) tensors: the metadata says which, else A.
             let shortcut = if file.tensors.contains_key("layer2.0.downsample.0.weight") {
                 CifarShortcut::B
             } else {
-                CifarShortcut::A
+                match provenance.cifar_shortcut {
+                    Some(recorded @ (CifarShortcut::A | CifarShortcut::ASplit)) => recorded,
+                    _ => CifarShortcut::A,
+                }
             };
             (Topology::Cifar { depth: 6 * n + 2, shortcut }, blocks, StrideEvidence::NotApplicable)
         }
@@ -207,7 +249,7 @@ impl fmt::Display for Inspection {
             ("base width", c.base_width.to_string()),
         ];
         if let Topology::Cifar { shortcut, .. } = c.topology {
-            rows.push(("shortcut", format!("option {shortcut:?}")));
+            rows.push(("shortcut", format!("option {}", shortcut.name())));
         }
         rows.push(("parameters", thousands(self.parameters)));
         rows.push(("stored dtype", self.stored_dtypes.join(", ")));

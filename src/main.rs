@@ -16,7 +16,7 @@ use resnet_audit::train::resume::Resume;
 use resnet_audit::train::run::{summarize, train_seed_on, write_curve_chart, Recipe};
 use resnet_audit::weights::{HubSettings, WeightsSource};
 
-use cli::{Cli, Command, Convert};
+use cli::{Cli, Command, Convert, ConvertArgs};
 
 fn convert_caffe(model: &std::path::Path, mean: Option<&std::path::Path>, out: &std::path::Path) -> anyhow::Result<()> {
     let caffe = CaffeModel::read(model)?;
@@ -45,7 +45,17 @@ const EXIT_ERROR: u8 = 2;
 
 fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
-        Command::Convert(Convert::Caffe { model, mean, out }) => convert_caffe(&model, mean.as_deref(), &out)?,
+        Command::Convert(ConvertArgs { format: Some(Convert::Caffe { model, mean, out }), .. }) => {
+            convert_caffe(&model, mean.as_deref(), &out)?
+        }
+        Command::Convert(ConvertArgs { format: None, weights: Some(weights), out: Some(out) }) => {
+            let provenance = resnet_audit::import::convert::convert_to(&weights, &out)?;
+            println!("wrote {} from {}; its metadata:", out.display(), weights.display());
+            for (key, value) in provenance.to_metadata() {
+                println!("  {key}: {value}");
+            }
+        }
+        Command::Convert(ConvertArgs { .. }) => anyhow::bail!("convert: give a weights file and --out"),
         Command::Inspect { weights } => {
             let source = WeightsSource::parse(&weights)?;
             let path = source.resolve(&HubSettings::from_env())?;

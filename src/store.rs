@@ -589,10 +589,7 @@ mod tests {
     }
 
     fn samples() -> Vec<Sample> {
-        sample()
-            .iter()
-            .map(|r| Sample { id: r.image.clone(), path: r.image.clone().into(), label: r.label as usize })
-            .collect()
+        sample().iter().map(|r| Sample::file(r.image.clone(), r.image.clone().into(), r.label as usize)).collect()
     }
 
     fn found(lookup: Lookup) -> Vec<ImageResult> {

@@ -62,10 +62,7 @@ fn input(protocol: &str) -> InputSpec {
 }
 
 fn samples() -> Vec<Sample> {
-    IMAGES
-        .iter()
-        .map(|name| Sample { id: name.to_string(), path: fixture(&format!("images/{name}")), label: 0 })
-        .collect()
+    IMAGES.iter().map(|name| Sample::file(name.to_string(), fixture(&format!("images/{name}")), 0)).collect()
 }
 
 fn model() -> resnet_audit::model::ResNet {

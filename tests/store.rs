@@ -22,10 +22,7 @@ fn chunks() -> Vec<Vec<ImageResult>> {
 }
 
 fn samples(results: &[ImageResult]) -> Vec<Sample> {
-    results
-        .iter()
-        .map(|r| Sample { id: r.image.clone(), path: PathBuf::from(&r.image), label: r.label as usize })
-        .collect()
+    results.iter().map(|r| Sample::file(r.image.clone(), PathBuf::from(&r.image), r.label as usize)).collect()
 }
 
 fn key(model: &str) -> StoreKey {

@@ -359,3 +359,66 @@ fn truncated_torch7_files_fail_at_every_offset() {
         assert!(message.contains("the file ends early"), "{message}");
     }
 }
+
+#[test]
+fn every_format_is_recognised_by_content_whatever_its_name() {
+    use resnet_audit::import::WeightsFormat;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format) in [
+        ("cifar8_a.t7", WeightsFormat::Torch7),
+        ("zip_state_dict.pth", WeightsFormat::PytorchZip),
+        ("legacy_state_dict.pth", WeightsFormat::PytorchLegacy),
+    ] {
+        // Renamed to a misleading extension: content decides.
+        let renamed = dir.path().join(format!("{name}.caffemodel"));
+        std::fs::copy(formats(name), &renamed).unwrap();
+        assert_eq!(WeightsFormat::detect(&renamed).unwrap(), format, "{name}");
+    }
+}
+
+#[test]
+fn inspect_shows_a_t7_module_tree_and_what_was_read() {
+    let text =
+        resnet_audit::inspect::inspect_path(&formats("resnet14_b_stride1x1.t7")).unwrap_or_else(|e| panic!("{e}"));
+    for expected in [
+        "a Torch7 .t7 file",
+        "depth",
+        "14",
+        "stride placement",
+        "v1 (from the file's metadata",
+        "module tree:",
+        "ConcatTable",
+        "CAddTable",
+        "parameters",
+    ] {
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
+    }
+    let text = resnet_audit::inspect::inspect_path(&formats("cifar8_a.t7")).unwrap();
+    assert!(text.contains("shortcut              option A\n"), "fb.resnet.torch appends the zeros:\n{text}");
+}
+
+#[test]
+fn inspect_lists_a_checkpoint_s_tensors_in_torchvision_names() {
+    let text = resnet_audit::inspect::inspect_path(&fixture("released/resnet20-12fca82f.th")).unwrap();
+    for expected in
+        ["a PyTorch checkpoint (legacy pickle)", "12fca82f", "option A-split", "269,722", "fc.weight", "inferred"]
+    {
+        assert!(text.contains(expected), "`{expected}` missing from:\n{text}");
+    }
+}
+
+#[test]
+fn convert_writes_any_format_to_safetensors_with_its_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format) in [("cifar8_a.t7", "torch7"), ("zip_nested_module.pth", "pytorch")] {
+        let out = dir.path().join(format!("{name}.safetensors"));
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_resnet-audit"))
+            .args(["convert", formats(name).to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+        let file = resnet_audit::weights::WeightsFile::read(&out).unwrap();
+        assert_eq!(file.metadata["source_format"], format);
+        assert_eq!(file.metadata["source_sha256"].len(), 64);
+    }
+}

@@ -107,10 +107,10 @@ fn truncated_file_is_reported_as_such() {
 fn a_file_of_another_format_is_reported_as_such() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.pth");
-    // A PyTorch zip checkpoint starts with the zip magic: its "header length" is absurd.
+    // A PyTorch zip checkpoint starts with the zip magic: named as one, with how to use it.
     std::fs::write(&path, b"PK\x03\x04\x14\x00\x00\x00\x08\x00archive/data.pkl....").unwrap();
     let message = load_error(&path, &resnet18());
-    assert!(message.contains("no safetensors header"), "{message}");
+    assert!(message.contains("a PyTorch checkpoint (zip)") && message.contains("resnet-audit convert"), "{message}");
     let tiny = dir.path().join("tiny.safetensors");
     std::fs::write(&tiny, b"abc").unwrap();
     assert!(load_error(&tiny, &resnet18()).contains("only 3 bytes, too short for a safetensors header"));

@@ -99,7 +99,7 @@ fn walk(
             continue;
         }
         match classify(&name) {
-            FileKind::Image => samples.push(Sample { id, path, label }),
+            FileKind::Image => samples.push(Sample::file(id, path, label)),
             FileKind::Unsupported => return Err(DatasetError::UnsupportedImage { path }),
             FileKind::Other => *ignored += 1,
         }

@@ -104,7 +104,7 @@ pub(super) fn load_val(root: PathBuf, labels: LabelSource, subset: bool) -> Resu
         .filter(|&n| present[n - 1])
         .map(|n| {
             let id = val_name(n);
-            Sample { path: root.join(&id), id, label: val_labels[n - 1] }
+            Sample::file(id.clone(), root.join(&id), val_labels[n - 1])
         })
         .collect();
     let description =

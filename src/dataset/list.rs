@@ -38,7 +38,7 @@ pub(super) fn load(root: PathBuf, file: PathBuf, classes: NamedClasses) -> Resul
             return Err(DatasetError::Duplicate { path: file, line, first_line, field: "path", value: id });
         }
         lines_of.insert(id.clone(), line);
-        samples.push(Sample { path: root.join(&id), id, label });
+        samples.push(Sample::file(id.clone(), root.join(&id), label));
     }
     if samples.is_empty() {
         return Err(DatasetError::Empty { path: file, field: "dataset.file" });

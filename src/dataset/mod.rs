@@ -1,6 +1,7 @@
 //! Datasets: which image files, with which labels, in which class order. Everything is read and
 //! validated when a [`DatasetSpec`] is loaded, before any image is decoded.
 
+mod cifar;
 mod classes;
 mod folder;
 mod imagenet;
@@ -28,6 +29,16 @@ pub struct Sample {
     pub path: PathBuf,
     /// Index into [`Dataset::classes`].
     pub label: usize,
+    /// The decoded image, for datasets that ship pixels rather than image files (CIFAR-10's
+    /// binary batches, where `path` is the batch file); `None`: decode `path`.
+    pub pixels: Option<std::sync::Arc<image::RgbImage>>,
+}
+
+impl Sample {
+    /// An image file.
+    pub fn file(id: String, path: PathBuf, label: usize) -> Self {
+        Self { id, path, label, pixels: None }
+    }
 }
 
 /// A loaded, validated image list.
@@ -194,7 +205,7 @@ mod tests {
             samples: labels
                 .iter()
                 .enumerate()
-                .map(|(i, &label)| Sample { id: format!("{i}.jpg"), path: PathBuf::from(format!("/r/{i}.jpg")), label })
+                .map(|(i, &label)| Sample::file(format!("{i}.jpg"), PathBuf::from(format!("/r/{i}.jpg")), label))
                 .collect(),
         }
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::classes::read_class_file;
 use super::imagenet::{self, LabelSource};
 use super::paths::resolve;
-use super::{folder, list, Dataset, DatasetError};
+use super::{cifar, folder, list, Dataset, DatasetError};
 
 /// The `dataset:` value of an experiment file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +36,9 @@ pub enum DatasetSpec {
     List { root: PathBuf, file: PathBuf, classes: ClassList },
     /// The project's generated demo dataset (`crate::demo`): written to `dir` on first use, then read
     /// as the class folders `dir/<split>/`. A given `spec` must match the one the folder was made with.
+    /// CIFAR-10's binary test batch: `root/test_batch.bin` (10,000 records, or any prefix of
+    /// them), pixels held in memory.
+    Cifar10 { root: PathBuf },
     Demo {
         dir: PathBuf,
         split: crate::demo::Split,
@@ -110,6 +113,7 @@ impl DatasetSpec {
                 let classes = classes.load(base)?;
                 list::load(root, file, classes)
             }
+            DatasetSpec::Cifar10 { root } => cifar::load_test(&resolve(base, "dataset.root", root)?),
             DatasetSpec::Demo { dir, split, spec } => {
                 let dir = resolve(base, "dataset.dir", dir)?;
                 crate::demo::ensure(spec, &dir)

@@ -68,6 +68,10 @@ pub struct ModelEntry {
     /// file's metadata, else torch.
     #[serde(default)]
     pub stem_pool: Option<StemPool>,
+    /// A CIFAR model's option-A variant (`A`: zeros appended, `A-split`: on both sides) or `B`;
+    /// default: the file's metadata, else A (A and A-split have identical tensors).
+    #[serde(default)]
+    pub cifar_shortcut: Option<crate::model::CifarShortcut>,
     /// The input convention: `torchvision` or an explicit channel order, scale, mean and std.
     pub input: InputChoice,
     /// The order of the model's outputs relative to the dataset's classes.

@@ -8,6 +8,7 @@
 //! [`WeightsFormat::of_bytes`], and an arm wherever a format is dispatched (`inspect`).
 
 pub mod caffe;
+pub mod convert;
 pub mod pytorch;
 pub mod torch7;
 
@@ -21,6 +22,13 @@ pub enum WeightsFormat {
     Safetensors,
     /// A Caffe `.caffemodel`: a protobuf `NetParameter`.
     Caffe,
+    /// A Torch7 `.t7` file in binary mode: a torch object tag, its index, `V 1` or a class name.
+    Torch7,
+    /// `torch.save` of torch ≥ 1.6: a zip archive.
+    PytorchZip,
+    /// `torch.save` before 1.6 (or `_use_new_zipfile_serialization=False`): pickles starting
+    /// with the magic number.
+    PytorchLegacy,
 }
 
 /// Bytes read to decide a format: enough for a safetensors length and brace, and a Caffe net's
@@ -57,6 +65,12 @@ impl WeightsFormat {
             Some(WeightsFormat::Safetensors)
         } else if is_caffe_net(head) {
             Some(WeightsFormat::Caffe)
+        } else if head.starts_with(b"PK\x03\x04") {
+            Some(WeightsFormat::PytorchZip)
+        } else if pytorch::looks_like_checkpoint(head) {
+            Some(WeightsFormat::PytorchLegacy)
+        } else if is_torch7(head) {
+            Some(WeightsFormat::Torch7)
         } else {
             None
         }
@@ -71,6 +85,9 @@ impl WeightsFormat {
         match self {
             WeightsFormat::Safetensors => "a safetensors file",
             WeightsFormat::Caffe => "a Caffe .caffemodel",
+            WeightsFormat::Torch7 => "a Torch7 .t7 file",
+            WeightsFormat::PytorchZip => "a PyTorch checkpoint (zip)",
+            WeightsFormat::PytorchLegacy => "a PyTorch checkpoint (legacy pickle)",
         }
     }
 
@@ -78,8 +95,14 @@ impl WeightsFormat {
     pub fn how_to_use(self) -> &'static str {
         match self {
             WeightsFormat::Safetensors => "read it directly",
+            // The mean image is Caffe's alone, so its own subcommand.
             WeightsFormat::Caffe => {
-                "convert it first: resnet-audit convert caffe <file>.caffemodel --out <name>.safetensors"
+                "give it as `weights:` as it is (converted once, cached by its SHA-256), or convert it: \
+                 resnet-audit convert caffe <file>.caffemodel [--mean <mean>.binaryproto] --out <name>.safetensors"
+            }
+            _ => {
+                "give it as `weights:` as it is (converted once, cached by its SHA-256), or convert it: \
+                 resnet-audit convert <file> --out <name>.safetensors"
             }
         }
     }
@@ -92,6 +115,19 @@ fn is_safetensors(head: &[u8]) -> bool {
         (Some(length), Some(b'{')) => {
             let length = u64::from_le_bytes(length.try_into().unwrap_or([0; 8]));
             (2..=MAX_HEADER).contains(&length)
+        }
+        _ => false,
+    }
+}
+
+/// A Torch7 binary file whose root is a torch object: type tag 4 (int32), its reference index,
+/// then a length-prefixed printable string (`V 1`, or the class name in files before versions).
+fn is_torch7(head: &[u8]) -> bool {
+    let int = |at: usize| head.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    match (int(0), int(8)) {
+        (Some(4), Some(length)) if (1..=256).contains(&length) => {
+            let text = &head[12..head.len().min(12 + length as usize)];
+            !text.is_empty() && text.iter().all(|&b| (0x20..0x7F).contains(&b))
         }
         _ => false,
     }
@@ -142,8 +178,12 @@ mod tests {
         caffe.extend([0xA2, 0x06, 0x10]);
         assert_eq!(WeightsFormat::of_bytes(&caffe), Some(WeightsFormat::Caffe));
         assert_eq!(WeightsFormat::of_bytes(&[0xA2, 0x06, 0x84, 0x01, 0x0A, 0x05]), Some(WeightsFormat::Caffe));
-        // A zip (PyTorch), a pickle, text, nothing: none of ours.
-        for other in [&b"PK\x03\x04rest"[..], &[0x80, 0x02, 0x8a, 0x0a], b"hello world", b""] {
+        assert_eq!(WeightsFormat::of_bytes(b"PK\x03\x04rest"), Some(WeightsFormat::PytorchZip));
+        let mut t7 = vec![4, 0, 0, 0, 1, 0, 0, 0, 3, 0, 0, 0];
+        t7.extend(b"V 1");
+        assert_eq!(WeightsFormat::of_bytes(&t7), Some(WeightsFormat::Torch7));
+        // A pickle that is not torch.save's, text, nothing: none of ours.
+        for other in [&[0x80, 0x02, 0x8a, 0x0a][..], b"hello world", b""] {
             assert_eq!(WeightsFormat::of_bytes(other), None, "{other:?}");
         }
         // A safetensors length whose first byte looks like a protobuf tag is still safetensors.

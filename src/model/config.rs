@@ -60,8 +60,28 @@ pub enum CifarShortcut {
     /// Identity with stride-2 subsampling; the extra channels are zeros appended after the
     /// identity ones (fb.resnet.torch's shortcutType 'A'). No parameters.
     A,
+    /// Option A as popular PyTorch CIFAR ResNets write it (akamaster/pytorch_resnet_cifar10):
+    /// `F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))`, the zero channels
+    /// split evenly before and after the identity ones. Same tensors as `A`, different sums.
+    #[serde(rename = "A-split")]
+    ASplit,
     /// 1x1 projection + BN, as in the ImageNet models.
     B,
+}
+
+impl CifarShortcut {
+    /// The spelling of experiment files and `inspect`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CifarShortcut::A => "A",
+            CifarShortcut::ASplit => "A-split",
+            CifarShortcut::B => "B",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [CifarShortcut::A, CifarShortcut::ASplit, CifarShortcut::B].into_iter().find(|s| s.name() == text)
+    }
 }
 
 /// Which of the paper's two families, with the knobs that only make sense in each.
@@ -143,6 +163,29 @@ impl ResNetConfig {
             num_classes,
             base_width: 64,
             bn_eps: 1e-5,
+        }
+    }
+
+    /// This CIFAR model with another shortcut variant of the same tensors: A ↔ A-split (B has
+    /// projection tensors, so it is told by the file, never chosen).
+    pub fn with_cifar_shortcut(self, shortcut: CifarShortcut) -> Result<Self, String> {
+        match self.topology {
+            Topology::Cifar { depth, shortcut: current } if current == shortcut => {
+                Ok(Self { topology: Topology::Cifar { depth, shortcut }, ..self })
+            }
+            Topology::Cifar { depth, shortcut: current }
+                if current != CifarShortcut::B && shortcut != CifarShortcut::B =>
+            {
+                Ok(Self { topology: Topology::Cifar { depth, shortcut }, ..self })
+            }
+            Topology::Cifar { shortcut: current, .. } => Err(format!(
+                "cifar_shortcut {} does not fit this file: its tensors are option {}'s",
+                shortcut.name(),
+                current.name()
+            )),
+            Topology::Imagenet { .. } => {
+                Err(format!("cifar_shortcut {} is given for an ImageNet ResNet", shortcut.name()))
+            }
         }
     }
 
@@ -251,7 +294,7 @@ impl ResNetConfig {
                 format!("ResNet-{depth}{stride}{pool}{width}")
             }
             Topology::Cifar { depth, shortcut } => {
-                format!("CIFAR ResNet-{depth} (option {shortcut:?}{width})")
+                format!("CIFAR ResNet-{depth} (option {}{width})", shortcut.name())
             }
         }
     }
@@ -279,5 +322,20 @@ mod tests {
         assert_eq!(ResNetConfig::imagenet(50, 0).validate(), Err(ConfigError::NoClasses));
         assert!(ResNetConfig::cifar(1202, CifarShortcut::A, 10).validate().is_ok());
         assert_eq!(ResNetConfig::cifar(110, CifarShortcut::B, 10).stages()[0].blocks, 18);
+    }
+
+    #[test]
+    fn the_cifar_shortcut_knob_swaps_only_variants_with_the_same_tensors() {
+        let a = ResNetConfig::cifar(20, CifarShortcut::A, 10);
+        let split = a.with_cifar_shortcut(CifarShortcut::ASplit).unwrap();
+        assert_eq!(split.topology, Topology::Cifar { depth: 20, shortcut: CifarShortcut::ASplit });
+        assert!(a.with_cifar_shortcut(CifarShortcut::B).unwrap_err().contains("option A's"));
+        let b = ResNetConfig::cifar(20, CifarShortcut::B, 10);
+        assert!(b.with_cifar_shortcut(CifarShortcut::ASplit).is_err());
+        assert!(ResNetConfig::imagenet(50, 1000).with_cifar_shortcut(CifarShortcut::A).is_err());
+        for shortcut in [CifarShortcut::A, CifarShortcut::ASplit, CifarShortcut::B] {
+            let yaml: CifarShortcut = serde_yaml::from_str(shortcut.name()).unwrap();
+            assert_eq!((yaml, CifarShortcut::parse(shortcut.name())), (shortcut, Some(shortcut)));
+        }
     }
 }

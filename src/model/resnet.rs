@@ -63,10 +63,12 @@ pub(crate) enum ShortcutPlan {
     Identity,
     /// 1x1 convolution + BN (`downsample.0`, `downsample.1`).
     Projection(ConvSpec),
-    /// CIFAR option A: subsample by `stride`, append `extra_channels` zero channels.
+    /// CIFAR option A: subsample by `stride`, then `before` zero channels, the identity ones,
+    /// `after` zero channels (`before` is 0 for fb.resnet.torch's A, half for A-split).
     ZeroPad {
         stride: usize,
-        extra_channels: usize,
+        before: usize,
+        after: usize,
     },
 }
 
@@ -116,8 +118,13 @@ pub(crate) fn block_plans(config: &ResNetConfig) -> Vec<Vec<BlockPlan>> {
             };
             let shortcut = if stride == 1 && in_channels == out_channels {
                 ShortcutPlan::Identity
-            } else if let Topology::Cifar { shortcut: CifarShortcut::A, .. } = config.topology {
-                ShortcutPlan::ZeroPad { stride, extra_channels: out_channels.saturating_sub(in_channels) }
+            } else if let Topology::Cifar { shortcut: shortcut @ (CifarShortcut::A | CifarShortcut::ASplit), .. } =
+                config.topology
+            {
+                let extra = out_channels.saturating_sub(in_channels);
+                // A-split: planes // 4 on each side, where planes = out = 2 × in, so half each.
+                let before = if shortcut == CifarShortcut::ASplit { extra / 2 } else { 0 };
+                ShortcutPlan::ZeroPad { stride, before, after: extra - before }
             } else {
                 ShortcutPlan::Projection(ConvSpec::new(in_channels, out_channels, 1, stride))
             };
@@ -133,7 +140,7 @@ pub(crate) fn block_plans(config: &ResNetConfig) -> Vec<Vec<BlockPlan>> {
 enum Shortcut {
     Identity,
     Projection(ConvBn),
-    ZeroPad { stride: usize, extra_channels: usize },
+    ZeroPad { stride: usize, before: usize, after: usize },
 }
 
 impl Shortcut {
@@ -141,10 +148,10 @@ impl Shortcut {
         match self {
             Shortcut::Identity => Ok(x.clone()),
             Shortcut::Projection(conv) => conv.forward_t(x, train),
-            Shortcut::ZeroPad { stride, extra_channels } => {
+            Shortcut::ZeroPad { stride, before, after } => {
                 // x[:, :, ::s, ::s], by index selection (which, unlike a strided pool, has a gradient).
                 let x = subsample(x, *stride, (2, 3))?;
-                x.pad_with_zeros(1, 0, *extra_channels)
+                x.pad_with_zeros(1, *before, *after)
             }
         }
     }
@@ -173,7 +180,7 @@ impl Block {
             ShortcutPlan::Projection(spec) => {
                 Shortcut::Projection(ConvBn::new(vb.pp("downsample.0"), vb.pp("downsample.1"), spec, bn_eps, mode)?)
             }
-            ShortcutPlan::ZeroPad { stride, extra_channels } => Shortcut::ZeroPad { stride, extra_channels },
+            ShortcutPlan::ZeroPad { stride, before, after } => Shortcut::ZeroPad { stride, before, after },
         };
         Ok(Self { convs, shortcut })
     }
@@ -202,7 +209,7 @@ struct NhwcBlock {
 enum NhwcShortcut {
     Identity,
     Projection(NhwcConv),
-    ZeroPad { stride: usize, extra_channels: usize },
+    ZeroPad { stride: usize, before: usize, after: usize },
 }
 
 impl NhwcBlock {
@@ -220,8 +227,8 @@ impl NhwcBlock {
                 Some(fast) => NhwcShortcut::Projection(fast),
                 None => return Ok(None),
             },
-            Shortcut::ZeroPad { stride, extra_channels } => {
-                NhwcShortcut::ZeroPad { stride: *stride, extra_channels: *extra_channels }
+            Shortcut::ZeroPad { stride, before, after } => {
+                NhwcShortcut::ZeroPad { stride: *stride, before: *before, after: *after }
             }
         };
         Ok(Some(Self { convs, shortcut }))
@@ -232,9 +239,9 @@ impl NhwcBlock {
         let shortcut = match &self.shortcut {
             NhwcShortcut::Identity => x.clone(),
             NhwcShortcut::Projection(conv) => x.apply_op1_no_bwd(conv)?,
-            NhwcShortcut::ZeroPad { stride, extra_channels } => {
+            NhwcShortcut::ZeroPad { stride, before, after } => {
                 let x = subsample(x, *stride, (1, 2))?;
-                x.pad_with_zeros(3, 0, *extra_channels)?.contiguous()?
+                x.pad_with_zeros(3, *before, *after)?.contiguous()?
             }
         };
         let (last, inner) = self.convs.split_last().ok_or_else(|| candle_core::Error::Msg("empty block".into()))?;
@@ -492,5 +499,15 @@ mod tests {
             let diff = (fast - slow).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap();
             assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0, "{pool:?}");
         }
+    }
+
+    #[test]
+    fn option_a_split_puts_half_the_zero_channels_before_the_identity() {
+        let plan = |shortcut| block_plans(&ResNetConfig::cifar(20, shortcut, 10))[1][0].shortcut;
+        assert_eq!(plan(CifarShortcut::A), ShortcutPlan::ZeroPad { stride: 2, before: 0, after: 16 });
+        assert_eq!(plan(CifarShortcut::ASplit), ShortcutPlan::ZeroPad { stride: 2, before: 8, after: 8 });
+        let x = Tensor::new(&[1f32, 2.], &candle_core::Device::Cpu).unwrap().reshape((1, 2, 1, 1)).unwrap();
+        let padded = Shortcut::ZeroPad { stride: 1, before: 1, after: 1 }.forward_t(&x, false).unwrap();
+        assert_eq!(padded.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [0., 1., 2., 0.]);
     }
 }

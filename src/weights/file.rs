@@ -51,9 +51,15 @@ impl WeightsFile {
 
     pub fn read(path: &Path) -> Result<Self, WeightsError> {
         let bytes = std::fs::read(path).map_err(|error| WeightsError::Io { path: path.to_path_buf(), error })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// A safetensors file's bytes read from `path` (or, for a conversion held in memory, made
+    /// for it: `path` then names the source in errors).
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, WeightsError> {
         let not_safetensors = |reason: String| WeightsError::NotSafetensors { path: path.to_path_buf(), reason };
-        let parsed = SafeTensors::deserialize(&bytes).map_err(|e| not_safetensors(describe(&e, &bytes)))?;
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| not_safetensors(describe(&e, &bytes)))?;
+        let parsed = SafeTensors::deserialize(bytes).map_err(|e| not_safetensors(describe(&e, bytes)))?;
+        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| not_safetensors(describe(&e, bytes)))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in parsed.iter() {
             let tensor = match candle_dtype(view.dtype()) {
@@ -67,7 +73,7 @@ impl WeightsFile {
                 .insert(name.to_string(), StoredTensor { dtype: view.dtype(), shape: view.shape().to_vec(), tensor });
         }
         use sha2::Digest;
-        let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
+        let sha256 = format!("{:x}", sha2::Sha256::digest(bytes));
         Ok(Self {
             path: path.to_path_buf(),
             tensors,

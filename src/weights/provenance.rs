@@ -12,7 +12,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::model::{StemPool, StridePlacement};
+use crate::model::{CifarShortcut, StemPool, StridePlacement};
 use crate::transform::{ChannelOrder, PixelScale};
 
 /// The format a converted file was read from.
@@ -81,6 +81,11 @@ pub struct Provenance {
     /// recorded as `n/a`.
     pub stride: Option<StridePlacement>,
     pub stem_pool: Option<StemPool>,
+    /// A CIFAR model's option-A variant (A and A-split have identical tensors, like v1/v1.5).
+    pub cifar_shortcut: Option<CifarShortcut>,
+    /// What a converter decided that the source file did not state, in words (one per item),
+    /// so that `inspect` and the report can show it was a choice.
+    pub inferred: Vec<String>,
     pub bn_eps: Option<f64>,
     pub num_classes: Option<usize>,
     pub base_width: Option<usize>,
@@ -146,6 +151,12 @@ impl Provenance {
         }
         if let Some(pool) = self.stem_pool {
             put("stem_pool", serde_name(&pool));
+        }
+        if let Some(shortcut) = self.cifar_shortcut {
+            put("cifar_shortcut", shortcut.name().to_string());
+        }
+        if !self.inferred.is_empty() {
+            put("inferred", serde_json::to_string(&self.inferred).unwrap_or_default());
         }
         if let Some(eps) = self.bn_eps {
             put("bn_eps", format!("{eps:e}"));
@@ -245,6 +256,16 @@ impl Provenance {
             None => None,
             Some(name) => Some(from_serde_name(&name).ok_or_else(|| bad("stem_pool", &name, "torch or caffe"))?),
         };
+        let cifar_shortcut = match take("cifar_shortcut") {
+            None => None,
+            Some(name) => {
+                Some(CifarShortcut::parse(&name).ok_or_else(|| bad("cifar_shortcut", &name, "A, A-split or B"))?)
+            }
+        };
+        let inferred = match take("inferred") {
+            None => Vec::new(),
+            Some(text) => serde_json::from_str(&text).map_err(|_| bad("inferred", &text, "a JSON list of strings"))?,
+        };
         let bn_eps = match take("bn_eps") {
             None => None,
             Some(v) => Some(v.parse::<f64>().map_err(|_| bad("bn_eps", &v, "a number"))?),
@@ -289,6 +310,8 @@ impl Provenance {
             architecture,
             stride,
             stem_pool,
+            cifar_shortcut,
+            inferred,
             bn_eps,
             num_classes,
             base_width,
@@ -321,6 +344,9 @@ mod tests {
             architecture: Some("resnet50".into()),
             stride: Some(StridePlacement::V1),
             stem_pool: Some(StemPool::Caffe),
+            // Not a Caffe fact: exercises the two fields' round trip.
+            cifar_shortcut: Some(crate::model::CifarShortcut::ASplit),
+            inferred: vec!["classifier `linear.*` renamed to `fc.*`".into()],
             bn_eps: Some(1e-5),
             num_classes: Some(1000),
             base_width: Some(64),
