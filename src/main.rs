@@ -82,7 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let options = audit::AuditOptions {
                 paths: args.paths,
                 out: args.out.clone(),
-                store_dir: args.store,
+                store_dir: args.store.clone(),
                 device: args.runtime.device.into(),
                 backend: args.runtime.backend.into(),
                 limit: args.limit,
@@ -101,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 count(&|s| matches!(s, Status::NotRun(_)))
             );
             println!("report: {}", args.out.join("report.html").display());
+            println!("per-image results (reused by the next run): {}", args.store.display());
         }
         Command::Check { report, require_all } => {
             let outcome = audit::check(&report, require_all)?;
@@ -126,10 +127,11 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 limit,
                 device: runtime.device.into(),
                 backend: runtime.backend.into(),
-                store_dir: store,
+                store_dir: store.clone(),
                 sweeps,
             };
             print!("{}", eval::run(&loaded, &options)?);
+            println!("per-image results (reused by the next run): {}", store.display());
         }
     }
     Ok(Outcome::Done)
@@ -138,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     resnet_audit::device::pin_thread_count(cli.threads);
+    resnet_audit::progress::set_quiet(cli.quiet);
     // Inference allocates every activation afresh; without this glibc unmaps and page-faults
     // them back on every pass (up to 2x slower layers). Process-wide, hence here.
     resnet_audit::model::nhwc::keep_freed_activations();

@@ -29,7 +29,7 @@ use crate::experiment::{is_training_experiment, ExperimentError, LoadedExperimen
 use crate::model::Backend;
 use crate::report::{charts, document, AuditReport, ChartFiles, ExperimentInfo, ModelInfo, ProtocolInfo, ResultRow};
 use crate::train::run::TrainError;
-use crate::transform::{InputSpec, MeanSpec};
+use crate::transform::InputSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -307,15 +307,11 @@ fn audit_experiment(
 }
 
 fn describe_dataset(spec: &crate::dataset::DatasetSpec) -> String {
-    serde_json::to_string(spec).unwrap_or_default()
+    spec.to_string()
 }
 
 fn describe_input(input: &InputSpec) -> String {
-    let mean = match &input.mean {
-        MeanSpec::Channel(m) => format!("mean {m:?}"),
-        MeanSpec::Image { image, .. } => format!("mean image {}", image.display()),
-    };
-    format!("{:?}, {:?} scale, {mean}, std {:?}", input.channel_order, input.scale, input.std)
+    input.to_string()
 }
 
 /// The gate's verdict over a written report.

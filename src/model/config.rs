@@ -64,6 +64,16 @@ pub enum CifarShortcut {
     B,
 }
 
+/// The paper's words: `option A` (zero-padded identity) or `option B` (projection).
+impl std::fmt::Display for CifarShortcut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CifarShortcut::A => "option A",
+            CifarShortcut::B => "option B",
+        })
+    }
+}
+
 /// Which of the paper's two families, with the knobs that only make sense in each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "family")]
@@ -251,7 +261,7 @@ impl ResNetConfig {
                 format!("ResNet-{depth}{stride}{pool}{width}")
             }
             Topology::Cifar { depth, shortcut } => {
-                format!("CIFAR ResNet-{depth} (option {shortcut:?}{width})")
+                format!("CIFAR ResNet-{depth} ({shortcut}{width})")
             }
         }
     }
@@ -260,6 +270,16 @@ impl ResNetConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_as_the_paper_writes_them() {
+        assert_eq!(ResNetConfig::cifar(20, CifarShortcut::A, 10).name(), "CIFAR ResNet-20 (option A)");
+        assert_eq!(
+            ResNetConfig::cifar(56, CifarShortcut::B, 10).with_base_width(8).name(),
+            "CIFAR ResNet-56 (option B, base width 8)"
+        );
+        assert!(!ResNetConfig::imagenet(50, 1000).name().contains('{'));
+    }
 
     #[test]
     fn depths_round_trip() {
