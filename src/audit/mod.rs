@@ -177,7 +177,7 @@ fn write_charts(rows: &[ResultRow], out: &Path) -> Result<Vec<ChartFiles>, Audit
     let claimed_and_measured = rows.iter().any(|r| r.top1.is_some() && r.claimed_top1_err.is_some());
     let mut written = Vec::new();
     if measured {
-        written.push(charts::protocol_ladder(rows, out, "protocol-ladder")?);
+        written.extend(charts::protocol_ladders(rows, out, "protocol-ladder")?);
     }
     if rows.iter().any(|r| r.top1.is_some() && r.gmacs_per_image.is_some()) {
         written.push(charts::error_vs_compute(rows, out, "error-vs-compute")?);

@@ -114,7 +114,9 @@ pub(super) fn html(report: &AuditReport, svgs: &[String]) -> String {
     }
     for (chart, svg) in report.charts.iter().zip(svgs) {
         s += &format!(
-            "<figure>\n<h3>{}</h3>\n{svg}\n<figcaption>{} Files: <a href=\"{}\">PNG</a>, <a href=\"{}\">SVG</a>.</figcaption>\n</figure>\n",
+            // The chart draws its own title: no heading above it (the title once). On a phone the
+            // chart keeps a legible size and scrolls inside its frame, never the page.
+            "<figure aria-label=\"{}\">\n<div class=\"chart-scroll\">{svg}</div>\n<figcaption>{} Files: <a href=\"{}\">PNG</a>, <a href=\"{}\">SVG</a>.</figcaption>\n</figure>\n",
             esc(&chart.title),
             esc(chart.caption.trim()),
             esc(&chart.png),

@@ -397,7 +397,8 @@ mod tests {
         for tag in &svg_tags {
             assert!(tag.contains("width=\"100%\"") && !tag.contains("height="), "{tag}");
         }
-        assert!(html.contains("<figure>") && html.contains("<figcaption>"));
+        assert!(html.contains("<figure aria-label=\"Claimed vs measured\">") && html.contains("<figcaption>"));
+        assert!(!html.contains("<h3>Claimed vs measured</h3>"), "the chart draws its title itself: once");
         assert!(html.contains("</svg>"));
     }
 
