@@ -108,8 +108,10 @@ pub fn protocol_ladders(rows: &[ResultRow], dir: &Path, stem: &str) -> Result<Ve
     let mut written = Vec::new();
     for (experiment, _) in experiments {
         let own: Vec<ResultRow> = rows.iter().filter(|r| r.experiment == experiment).cloned().collect();
-        let slug: String =
-            experiment.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect();
+        let slug: String = experiment
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .collect();
         let title = format!("{LADDER_TITLE}: {experiment}");
         match ladder_chart(&own, dir, &format!("{stem}-{slug}"), &title) {
             Ok(files) => written.push(files),

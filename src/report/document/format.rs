@@ -233,31 +233,37 @@ pub(super) struct NotRunNote {
 /// The distinct not-run reasons of an experiment's rows, in row order, each with the rows it
 /// covers: one box per reason instead of the same text in every row.
 pub(super) fn not_run_notes(rows: &[&ResultRow]) -> Vec<NotRunNote> {
-    let mut notes: Vec<(String, Vec<(String, Vec<String>)>, usize)> = Vec::new();
+    /// A reason being collected: its rows' protocols per model, in row order, and its row count.
+    struct Pending {
+        reason: String,
+        by_model: Vec<(String, Vec<String>)>,
+        rows: usize,
+    }
+    let mut notes: Vec<Pending> = Vec::new();
     for r in rows {
         let Status::NotRun(why) = &r.status else { continue };
-        let why = why.trim().to_string();
-        let index = match notes.iter().position(|n| n.0 == why) {
+        let why = why.trim();
+        let index = match notes.iter().position(|n| n.reason == why) {
             Some(i) => i,
             None => {
-                notes.push((why, Vec::new(), 0));
+                notes.push(Pending { reason: why.to_string(), by_model: Vec::new(), rows: 0 });
                 notes.len() - 1
             }
         };
         let note = &mut notes[index];
-        note.2 += 1;
+        note.rows += 1;
         let protocol = protocol_label(r);
-        match note.1.iter_mut().find(|(m, _)| *m == r.model) {
+        match note.by_model.iter_mut().find(|(m, _)| *m == r.model) {
             Some((_, protocols)) => protocols.push(protocol),
-            None => note.1.push((r.model.clone(), vec![protocol])),
+            None => note.by_model.push((r.model.clone(), vec![protocol])),
         }
     }
     notes
         .into_iter()
-        .map(|(reason, by_model, count)| NotRunNote {
-            reason,
-            covers: by_model.into_iter().map(|(m, ps)| format!("{m}: {}", ps.join(", "))).collect(),
-            all_rows: count == rows.len(),
+        .map(|n| NotRunNote {
+            reason: n.reason,
+            covers: n.by_model.into_iter().map(|(m, ps)| format!("{m}: {}", ps.join(", "))).collect(),
+            all_rows: n.rows == rows.len(),
         })
         .collect()
 }
