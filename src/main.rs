@@ -131,7 +131,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 sweeps,
             };
             print!("{}", eval::run(&loaded, &options)?);
-            println!("per-image results (reused by the next run): {}", store.display());
+            // On stderr: stdout is the results table alone, the same for any store.
+            eprintln!("per-image results (reused by the next run): {}", store.display());
         }
     }
     Ok(Outcome::Done)

@@ -136,7 +136,7 @@ fn ladder_chart(rows: &[ResultRow], dir: &Path, stem: &str, title: &str) -> Resu
     out.render(&chart)?;
     Ok(out.files(
         title,
-        "Each colour is one experiment/model: solid lines with filled markers and 95% CI \
+        "Each colour is one model (or ensemble) of the experiment: solid lines with filled markers and 95% CI \
          whiskers are measured top-1 error along the protocols (i) → (iv), dashed lines with \
          hollow markers the published claims for the same protocols (lower is better). \
          Ensembles are their own series with a point at (iv); a model that was not run shows \
