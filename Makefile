@@ -6,7 +6,7 @@ BIN    := target/release/resnet-audit
 PYTHON ?= python3
 VENV   := .venv
 
-.PHONY: all build test fuzz audit demo-models bench bench-reference fixtures cuda-check slurm-test
+.PHONY: all build test fuzz audit demo-models bench bench-reference fixtures cuda-check slurm-test report-check
 
 all: build
 
@@ -50,6 +50,13 @@ endif
 audit: build
 	$(BIN) audit experiments --out $(REPORT) --store reports/store
 	$(BIN) check $(REPORT)
+
+# The report in headless Chromium (Debian's `chromium`, installed when absent) at 1400 and 420 px:
+# fails if the page scrolls sideways at either width; prints where the two screenshots went.
+# `make report-check REPORT_HTML=path/to/report.html` checks another report.
+REPORT_HTML ?= $(REPORT)/report.html
+report-check:
+	tests/report/check.sh $(REPORT_HTML) target/report-check
 
 # Retrain the six demo models behind `make audit` (about 15 minutes on 2 cores): seeds 1-3 of
 # the paper's and of fb.resnet.torch's recipe, into reports/demo-runs/, then copy the weights

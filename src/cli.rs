@@ -14,6 +14,10 @@ pub struct Cli {
     /// SLURM_CPUS_PER_TASK]
     #[arg(short = 'j', long, global = true, value_name = "N", value_parser = positive)]
     pub threads: Option<usize>,
+    /// No progress bars or progress lines (results, the report's location and errors are still
+    /// printed)
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }

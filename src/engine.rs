@@ -5,19 +5,17 @@
 //! depend only on the image list and the settings, so every run gives the same numbers.
 
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
-use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Sample;
 use crate::decode::{decode_rgb_within, DecodeError, DEFAULT_MAX_PIXELS};
 use crate::model::{DenseWindow, ResNet};
+use crate::progress::Progress;
 use crate::protocol::views::prepare_within;
 use crate::protocol::{combine, Head, ProtocolError, ProtocolSpec, ViewGroup};
 use crate::store::{ImageResult, Lookup, ResultStore, Scored, StoreError, StoreKey};
@@ -172,9 +170,9 @@ pub fn evaluate(
             }
         });
         for (index, prepared) in receiver {
-            let results = score_chunk(scorer, task, settings, chunks[index], prepared)?;
+            let results = score_chunk(scorer, task, settings, chunks[index], prepared, &mut progress)?;
             store.write_part(&task.key, settings.chunk_size, index, &results)?;
-            progress.advance(results.len());
+            progress.chunk(results.len());
             done.insert(index, results);
         }
         Ok(())
@@ -213,6 +211,7 @@ fn score_chunk(
     settings: &Settings,
     samples: &[Sample],
     mut prepared: Vec<Prepared>,
+    progress: &mut Progress,
 ) -> Result<Vec<ImageResult>, EngineError> {
     if settings.on_bad_image == OnBadImage::Fail {
         if let Some(i) = prepared.iter().position(Result::is_err) {
@@ -230,6 +229,7 @@ fn score_chunk(
             });
         }
     }
+    let chunk_views: usize = prepared.iter().flatten().flatten().map(|g| g.count).sum();
     let mut logits: Vec<Vec<Vec<Vec<f32>>>> =
         prepared.iter().map(|p| p.as_ref().map(|g| vec![Vec::new(); g.len()]).unwrap_or_default()).collect();
     for members in buckets.values() {
@@ -260,6 +260,7 @@ fn score_chunk(
                 }
                 logits[i][g] = views;
             }
+            progress.batch(views, chunk_views, samples.len());
             start = end;
         }
     }
@@ -321,63 +322,6 @@ pub fn scored(output_probs: &[f32], output_map: &[Option<usize>], num_classes: u
         .map(|o| (output_map[o].map_or(crate::store::UNMAPPED_CLASS, |c| c as i64), output_probs[o]))
         .collect();
     Scored { top5, probs, unmapped_prob }
-}
-
-/// A progress bar with images/s and ETA on a terminal; plain lines (every 10 s) otherwise.
-struct Progress {
-    bar: Option<ProgressBar>,
-    label: String,
-    total: usize,
-    done: usize,
-    computed: usize,
-    start: Instant,
-    last_line: Instant,
-}
-
-impl Progress {
-    fn new(label: &str, total: usize, already: usize) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total as u64).with_prefix(label.to_string());
-            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> ");
-            bar.set_style(style);
-            bar.set_position(already as u64);
-            bar.reset_eta();
-            bar
-        });
-        if already > 0 {
-            eprintln!("{label}: resuming, {already}/{total} images already stored");
-        }
-        let now = Instant::now();
-        Self { bar, label: label.to_string(), total, done: already, computed: 0, start: now, last_line: now }
-    }
-
-    fn advance(&mut self, images: usize) {
-        self.done += images;
-        self.computed += images;
-        match &self.bar {
-            Some(bar) => bar.set_position(self.done as u64),
-            None if self.last_line.elapsed() >= Duration::from_secs(10) => {
-                self.last_line = Instant::now();
-                let rate = self.computed as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-                let eta = (self.total - self.done) as f64 / rate.max(1e-9);
-                eprintln!("{}: {}/{} images, {rate:.1} images/s, eta {eta:.0} s", self.label, self.done, self.total);
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-        let seconds = self.start.elapsed().as_secs_f64();
-        if self.computed > 0 {
-            let rate = self.computed as f64 / seconds.max(1e-9);
-            eprintln!("{}: {} images in {seconds:.1} s ({rate:.1} images/s)", self.label, self.computed);
-        }
-    }
 }
 
 #[cfg(test)]

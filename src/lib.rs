@@ -14,6 +14,7 @@ pub mod import;
 pub mod inspect;
 pub mod metrics;
 pub mod model;
+pub mod progress;
 pub mod protocol;
 pub mod report;
 pub mod scoring;

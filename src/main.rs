@@ -92,7 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let options = audit::AuditOptions {
                 paths: args.paths,
                 out: args.out.clone(),
-                store_dir: args.store,
+                store_dir: args.store.clone(),
                 device: args.runtime.device.into(),
                 backend: args.runtime.backend.into(),
                 limit: args.limit,
@@ -123,6 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 report.rows.iter().filter(|r| matches!(r.status, Status::Empty(_))).count()
             );
             println!("report: {}", args.out.join("report.html").display());
+            println!("per-image results (reused by the next run): {}", args.store.display());
         }
         Command::Check { report, require_all, strict_subsets } => {
             let outcome = audit::check(&report, audit::CheckOptions { require_all, strict_subsets })?;
@@ -150,15 +151,17 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 limit,
                 device: runtime.device.into(),
                 backend: runtime.backend.into(),
-                store_dir: store,
+                store_dir: store.clone(),
                 sweeps,
             };
             let report = eval::run(&loaded, &options)?;
             print!("{report}");
             if let Some(file) = results_file {
                 audit::write_results_file(&loaded, &report, &file)?;
-                println!("results: {}", file.display());
+                eprintln!("results: {}", file.display());
             }
+            // On stderr: stdout is the results table alone, the same for any store.
+            eprintln!("per-image results (reused by the next run): {}", store.display());
         }
     }
     Ok(Outcome::Done)
@@ -167,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     resnet_audit::device::pin_thread_count(cli.threads);
+    resnet_audit::progress::set_quiet(cli.quiet);
     // Inference allocates every activation afresh; without this glibc unmaps and page-faults
     // them back on every pass (up to 2x slower layers). Process-wide, hence here.
     resnet_audit::model::nhwc::keep_freed_activations();

@@ -135,7 +135,7 @@ fn several_problems_are_reported_together() {
 }
 
 fn hub_offline(cache: &Path) -> resnet_audit::weights::HubSettings {
-    resnet_audit::weights::HubSettings { cache_dir: cache.to_path_buf(), offline: true }
+    resnet_audit::weights::HubSettings::offline_at(cache)
 }
 
 #[test]

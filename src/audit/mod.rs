@@ -31,7 +31,7 @@ use crate::experiment::{is_training_experiment, ExperimentError, LoadedExperimen
 use crate::model::Backend;
 use crate::report::{charts, document, AuditReport, ChartFiles, ExperimentInfo, ModelInfo, ProtocolInfo, ResultRow};
 use crate::train::run::TrainError;
-use crate::transform::{InputSpec, MeanSpec};
+use crate::transform::InputSpec;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
@@ -196,7 +196,7 @@ fn write_charts(rows: &[ResultRow], out: &Path) -> Result<Vec<ChartFiles>, Audit
     let claimed_and_measured = rows.iter().any(|r| r.top1.is_some() && r.claimed_top1_err.is_some());
     let mut written = Vec::new();
     if measured {
-        written.push(charts::protocol_ladder(rows, out, "protocol-ladder")?);
+        written.extend(charts::protocol_ladders(rows, out, "protocol-ladder")?);
     }
     if rows.iter().any(|r| r.top1.is_some() && r.gmacs_per_image.is_some()) {
         written.push(charts::error_vs_compute(rows, out, "error-vs-compute")?);
@@ -337,15 +337,11 @@ pub fn write_results_file(loaded: &LoadedExperiment, report: &eval::EvalReport, 
 }
 
 fn describe_dataset(spec: &crate::dataset::DatasetSpec) -> String {
-    serde_json::to_string(spec).unwrap_or_default()
+    spec.to_string()
 }
 
 fn describe_input(input: &InputSpec) -> String {
-    let mean = match &input.mean {
-        MeanSpec::Channel(m) => format!("mean {m:?}"),
-        MeanSpec::Image { image, .. } => format!("mean image {}", image.display()),
-    };
-    format!("{:?}, {:?} scale, {mean}, std {:?}", input.channel_order, input.scale, input.std)
+    input.to_string()
 }
 
 /// What the gate fails on besides drift, regressions and empty rows.

@@ -41,7 +41,8 @@ pub(super) fn audit_training(
             format!("resnet-audit train {} --seeds {} --out {}", recipe_path.display(), run.seeds, out.display());
         info.models.push(ModelInfo {
             id: run.id.clone(),
-            architecture: format!("{:?}", recipe.model),
+            // The name does not depend on the class count.
+            architecture: recipe.model.config(0).name(),
             weights: format!("trained: {command}"),
             sha256: None,
             input: recipe.input.spec().map(|s| describe_input(&s)).unwrap_or_default(),

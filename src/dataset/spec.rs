@@ -34,11 +34,11 @@ pub enum DatasetSpec {
     },
     /// Caffe list file: lines `relative/path label`, label an integer class index, paths relative to `root`.
     List { root: PathBuf, file: PathBuf, classes: ClassList },
-    /// The project's generated demo dataset (`crate::demo`): written to `dir` on first use, then read
-    /// as the class folders `dir/<split>/`. A given `spec` must match the one the folder was made with.
     /// CIFAR-10's binary test batch: `root/test_batch.bin` (10,000 records, or any prefix of
     /// them), pixels held in memory.
     Cifar10 { root: PathBuf },
+    /// The project's generated demo dataset (`crate::demo`): written to `dir` on first use, then read
+    /// as the class folders `dir/<split>/`. A given `spec` must match the one the folder was made with.
     Demo {
         dir: PathBuf,
         split: crate::demo::Split,
@@ -70,6 +70,56 @@ pub enum ValLabels {
         ground_truth: PathBuf,
         id_to_synset: PathBuf,
     },
+}
+
+/// The class order in words: `ImageNet's 1000 synsets`, `classes listed in names.txt`, `10 classes`.
+impl fmt::Display for ClassList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClassList::Imagenet => f.write_str("ImageNet's 1000 synsets"),
+            ClassList::File(path) => write!(f, "classes listed in {}", path.display()),
+            ClassList::Count(n) => write!(f, "{n} classes"),
+        }
+    }
+}
+
+/// The dataset as a reader needs it: what kind of images and where (paths as written, `${VAR}`
+/// unexpanded), e.g. `ImageNet 2012 validation images in ${IMAGENET_VAL} (shipped labels)`.
+impl fmt::Display for DatasetSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatasetSpec::ImageFolder { root, classes } => {
+                write!(f, "class folders under {}", root.display())?;
+                match classes {
+                    Some(list) => write!(f, " ({list})"),
+                    None => Ok(()),
+                }
+            }
+            DatasetSpec::ImagenetVal { root, labels, subset } => {
+                write!(f, "ImageNet 2012 validation images in {}", root.display())?;
+                match labels {
+                    ValLabels::Shipped => f.write_str(" (shipped labels)")?,
+                    ValLabels::Synsets { synsets } => write!(f, " (labels from {})", synsets.display())?,
+                    ValLabels::Devkit { ground_truth, .. } => {
+                        write!(f, " (devkit labels from {})", ground_truth.display())?
+                    }
+                }
+                if *subset {
+                    f.write_str(", a subset of the 50,000 allowed")?;
+                }
+                Ok(())
+            }
+            DatasetSpec::List { root, file, classes } => {
+                write!(f, "images listed in {} under {} ({classes})", file.display(), root.display())
+            }
+            DatasetSpec::Demo { dir, split, .. } => {
+                write!(f, "the project's generated demo images, {} split, in {}", split.name(), dir.display())
+            }
+            DatasetSpec::Cifar10 { root } => {
+                write!(f, "CIFAR-10 test images (binary batch) in {}", root.join("test_batch.bin").display())
+            }
+        }
+    }
 }
 
 impl DatasetSpec {
@@ -262,5 +312,23 @@ impl Serialize for ValLabels {
                 map.end()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    /// The report's dataset line: words and the paths as written, never JSON.
+    #[test]
+    fn datasets_are_described_in_words() {
+        let spec: DatasetSpec = serde_yaml::from_str("{kind: imagenet-val, root: '${IMAGENET_VAL}'}").unwrap();
+        assert_eq!(spec.to_string(), "ImageNet 2012 validation images in ${IMAGENET_VAL} (shipped labels)");
+        let spec: DatasetSpec =
+            serde_yaml::from_str("{kind: image-folder, root: data/val, classes: {count: 10}}").unwrap();
+        assert_eq!(spec.to_string(), "class folders under data/val (10 classes)");
+        let spec: DatasetSpec =
+            serde_yaml::from_str("{kind: list, root: imgs, file: val.txt, classes: imagenet}").unwrap();
+        assert_eq!(spec.to_string(), "images listed in val.txt under imgs (ImageNet's 1000 synsets)");
     }
 }

@@ -121,11 +121,11 @@ pub enum Problem {
     NoScales(String),
     #[error(
         "protocol `{protocol}`: `crop` {crop} is larger than the shorter side {side} of the resized image \
-         ({resize:?}): no image could be cropped"
+         ({resize}): no image could be cropped"
     )]
     CropExceedsResize { protocol: String, crop: u32, side: u32, resize: ResizePolicy },
     #[error(
-        "protocol `{protocol}`: `resize` {resize:?} makes a shorter side of {side}, more than \
+        "protocol `{protocol}`: `resize` ({resize}) makes a shorter side of {side}, more than \
          {MAX_RESIZE_SIDE} (no source resizes past 640; is it a typo?)"
     )]
     ResizeTooLarge { protocol: String, side: u32, resize: ResizePolicy },

@@ -84,6 +84,14 @@ impl CifarShortcut {
     }
 }
 
+/// The paper's words: `option A` (zero-padded identity), `option A-split` (zeros on both sides),
+/// `option B` (projection).
+impl std::fmt::Display for CifarShortcut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "option {}", self.name())
+    }
+}
+
 /// Which of the paper's two families, with the knobs that only make sense in each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "family")]
@@ -294,7 +302,7 @@ impl ResNetConfig {
                 format!("ResNet-{depth}{stride}{pool}{width}")
             }
             Topology::Cifar { depth, shortcut } => {
-                format!("CIFAR ResNet-{depth} (option {}{width})", shortcut.name())
+                format!("CIFAR ResNet-{depth} ({shortcut}{width})")
             }
         }
     }
@@ -303,6 +311,16 @@ impl ResNetConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_as_the_paper_writes_them() {
+        assert_eq!(ResNetConfig::cifar(20, CifarShortcut::A, 10).name(), "CIFAR ResNet-20 (option A)");
+        assert_eq!(
+            ResNetConfig::cifar(56, CifarShortcut::B, 10).with_base_width(8).name(),
+            "CIFAR ResNet-56 (option B, base width 8)"
+        );
+        assert!(!ResNetConfig::imagenet(50, 1000).name().contains('{'));
+    }
 
     #[test]
     fn depths_round_trip() {

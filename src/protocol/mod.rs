@@ -189,6 +189,35 @@ fn default_max_side() -> u32 {
     2048
 }
 
+/// `corners + center of the whole image` / `… of its central square`.
+impl std::fmt::Display for CropRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CropRegion::Whole => "corners + center of the whole image",
+            CropRegion::CentralSquare => "corners + center of its central square",
+        })
+    }
+}
+
+impl std::fmt::Display for Combine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Combine::SoftmaxMean => "softmax averaged",
+            Combine::LogitSum => "logits summed",
+        })
+    }
+}
+
+/// `7×7 sliding pool` (Caffe's pool5 sliding over a larger feature map) or `global average pool`.
+impl std::fmt::Display for PoolWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PoolWindow::Sliding(k) => write!(f, "{k}×{k} sliding pool"),
+            PoolWindow::Global(_) => f.write_str("global average pool"),
+        }
+    }
+}
+
 impl ProtocolSpec {
     /// The resampling the protocol applies (None for ensembles, which see no pixels).
     pub fn resampling(&self) -> Option<Resampling> {
@@ -201,28 +230,37 @@ impl ProtocolSpec {
         Some(Resampling { interpolation, antialias })
     }
 
-    /// A short human description for tables and logs.
+    /// A short human description for tables and logs, as a paper words it: `resize shorter side
+    /// 256 (bilinear), center 224×224 crop`.
     pub fn summary(&self) -> String {
-        let resample = |i: Interpolation, aa: bool| format!("{i:?}{}", if aa { "" } else { ", no antialias" });
+        let resample = |interpolation: Interpolation, antialias: bool| Resampling { interpolation, antialias };
         match self {
-            ProtocolSpec::CenterCrop(p) => {
-                format!("center {} of {:?} ({})", p.crop, p.resize, resample(p.interpolation, p.antialias))
-            }
-            ProtocolSpec::TenCrop(p) => format!(
-                "10-crop {} of {:?}, {:?}, {:?} ({})",
-                p.crop,
+            ProtocolSpec::CenterCrop(p) => format!(
+                "resize {} ({}), center {}×{} crop",
                 p.resize,
+                resample(p.interpolation, p.antialias),
+                p.crop,
+                p.crop
+            ),
+            ProtocolSpec::TenCrop(p) => format!(
+                "resize {} ({}), ten {}×{} crops ({}, and their mirror images), {}",
+                p.resize,
+                resample(p.interpolation, p.antialias),
+                p.crop,
+                p.crop,
                 p.region,
-                p.combine,
-                resample(p.interpolation, p.antialias)
+                p.combine
             ),
-            ProtocolSpec::FullyConvolutional(p) => format!(
-                "fully-convolutional at {:?}{}, pool {:?} ({})",
-                p.scales,
-                if p.flips { " + flips" } else { "" },
-                p.pool,
-                resample(p.interpolation, p.antialias)
-            ),
+            ProtocolSpec::FullyConvolutional(p) => {
+                let scales: Vec<String> = p.scales.iter().map(u32::to_string).collect();
+                format!(
+                    "fully-convolutional at shorter sides {}{} ({}), {}, scores averaged",
+                    scales.join(", "),
+                    if p.flips { " and their mirror images" } else { "" },
+                    resample(p.interpolation, p.antialias),
+                    p.pool
+                )
+            }
             ProtocolSpec::Ensemble(e) => {
                 let members: Vec<String> = e.members.iter().map(|m| format!("{}/{}", m.model, m.protocol)).collect();
                 format!("ensemble of {}", members.join(" + "))
@@ -265,6 +303,33 @@ mod tests {
         let p = parse("{id: g, kind: fully-convolutional, pool: global, flips: true, scales: [224]}").unwrap();
         let ProtocolSpec::FullyConvolutional(f) = p.spec else { panic!("wrong kind") };
         assert_eq!(f.pool, PoolWindow::Global(GlobalWord::Global));
+    }
+
+    /// What the report shows for a protocol: a researcher's words, never a Rust debug string.
+    #[test]
+    fn summaries_are_written_as_a_paper_writes_them() {
+        let summary = |yaml: &str| parse(yaml).unwrap().spec.summary();
+        assert_eq!(summary("{id: c, kind: center-crop}"), "resize shorter side 256 (bilinear), center 224×224 crop");
+        assert_eq!(
+            summary(
+                "{id: t, kind: ten-crop, resize: {crop-pct: {crop: 224, crop_pct: 0.875}}, \
+                 interpolation: bicubic, antialias: false, region: central-square, combine: logit-sum}"
+            ),
+            "resize shorter side 256 (crop_pct 0.875 of 224) (bicubic, no antialias (torch)), ten 224×224 crops \
+             (corners + center of its central square, and their mirror images), logits summed"
+        );
+        assert_eq!(
+            summary("{id: f, kind: fully-convolutional}"),
+            "fully-convolutional at shorter sides 224, 256, 384, 480, 640 (bilinear), 7×7 sliding pool, scores averaged"
+        );
+        let global = summary("{id: g, kind: fully-convolutional, pool: global, flips: true, scales: [224]}");
+        assert_eq!(
+            global,
+            "fully-convolutional at shorter sides 224 and their mirror images (bilinear), global average pool, \
+             scores averaged"
+        );
+        let warp = summary("{id: w, kind: center-crop, resize: {warp: {height: 256, width: 256}}}");
+        assert!(warp.starts_with("resize 256×256 (aspect not kept) (bilinear)"), "{warp}");
     }
 
     #[test]

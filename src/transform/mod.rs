@@ -35,6 +35,21 @@ impl ResizePolicy {
     }
 }
 
+/// As a paper writes it: `shorter side 256`, `224×224 (aspect not kept)`,
+/// `shorter side 248 (crop_pct 0.9 of 224)`.
+impl std::fmt::Display for ResizePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ResizePolicy::ShorterSide(n) => write!(f, "shorter side {n}"),
+            ResizePolicy::Warp { height, width } => write!(f, "{height}×{width} (aspect not kept)"),
+            ResizePolicy::CropPct { crop, crop_pct } => {
+                let side = (crop as f64 / crop_pct).floor() as u32;
+                write!(f, "shorter side {side} (crop_pct {crop_pct} of {crop})")
+            }
+        }
+    }
+}
+
 fn shorter_side(n: u32, width: u32, height: u32) -> (u32, u32) {
     // torchvision: int(n * long / short), computed in floating point.
     let long = |l: u32, s: u32| ((n as f64 * l as f64 / s as f64) as u32).max(1);

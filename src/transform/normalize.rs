@@ -69,6 +69,66 @@ fn unit_std() -> [f32; 3] {
     [1.0; 3]
 }
 
+impl std::fmt::Display for ChannelOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChannelOrder::Rgb => "RGB",
+            ChannelOrder::Bgr => "BGR",
+        })
+    }
+}
+
+/// The value range: `[0,1]` or `[0,255]`.
+impl std::fmt::Display for PixelScale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PixelScale::Unit => "[0,1]",
+            PixelScale::Byte => "[0,255]",
+        })
+    }
+}
+
+impl std::fmt::Display for OtherSizes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OtherSizes::ChannelMean => "its channel means for other sizes",
+            OtherSizes::Resized => "resized to other sizes",
+            OtherSizes::Error => "other sizes refused",
+        })
+    }
+}
+
+/// Three numbers as a paper lists them: `(104, 117, 123)`, `(0.485, 0.456, 0.406)`.
+fn triple(values: &[f32; 3]) -> String {
+    let parts: Vec<String> = values.iter().map(|v| format!("{v}")).collect();
+    format!("({})", parts.join(", "))
+}
+
+/// As a paper writes it: `RGB in [0,1], ImageNet mean/std`, `BGR in [0,255], minus mean
+/// image ResNet_mean.safetensors (its channel means for other sizes)`.
+impl std::fmt::Display for InputSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} in {}", self.channel_order, self.scale)?;
+        let imagenet = InputSpec::torchvision();
+        if self.mean == imagenet.mean && self.std == imagenet.std {
+            return f.write_str(", ImageNet mean/std");
+        }
+        match &self.mean {
+            MeanSpec::Channel(m) if m.iter().all(|v| *v == 0.0) => {}
+            MeanSpec::Channel(m) => write!(f, ", minus mean {}", triple(m))?,
+            MeanSpec::Image { image, other_sizes } => {
+                let name =
+                    image.file_name().map_or_else(|| image.display().to_string(), |n| n.to_string_lossy().into());
+                write!(f, ", minus mean image {name} ({other_sizes})")?
+            }
+        }
+        if self.std != unit_std() {
+            write!(f, ", divided by std {}", triple(&self.std))?;
+        }
+        Ok(())
+    }
+}
+
 impl InputSpec {
     /// torchvision / fb.resnet.torch: RGB in 0–1, ImageNet mean and std.
     pub fn torchvision() -> Self {
@@ -277,6 +337,29 @@ fn read_mean_image(path: &Path, other_sizes: OtherSizes) -> Result<Mean, Normali
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The input convention as the report prints it.
+    #[test]
+    fn input_conventions_read_as_a_paper_writes_them() {
+        assert_eq!(InputSpec::torchvision().to_string(), "RGB in [0,1], ImageNet mean/std");
+        let caffe = InputSpec {
+            channel_order: ChannelOrder::Bgr,
+            scale: PixelScale::Byte,
+            mean: MeanSpec::Image {
+                image: "weights/ResNet_mean.safetensors".into(),
+                other_sizes: OtherSizes::ChannelMean,
+            },
+            std: [1.0; 3],
+        };
+        assert_eq!(
+            caffe.to_string(),
+            "BGR in [0,255], minus mean image ResNet_mean.safetensors (its channel means for other sizes)"
+        );
+        let plain = InputSpec { mean: MeanSpec::Channel([104.0, 117.0, 123.5]), ..caffe.clone() };
+        assert_eq!(plain.to_string(), "BGR in [0,255], minus mean (104, 117, 123.5)");
+        let scaled = InputSpec { std: [0.5, 0.25, 2.0], mean: MeanSpec::Channel([0.0; 3]), ..InputSpec::torchvision() };
+        assert_eq!(scaled.to_string(), "RGB in [0,1], divided by std (0.5, 0.25, 2)");
+    }
 
     #[test]
     fn bgr_byte_scale_swaps_channels_and_keeps_0_255() {

@@ -22,6 +22,29 @@ pub enum Interpolation {
     Bicubic,
 }
 
+/// The kernel's name as the libraries spell it: `nearest`, `bilinear`, `bicubic`.
+impl std::fmt::Display for Interpolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Interpolation::Nearest => "nearest",
+            Interpolation::Bilinear => "bilinear",
+            Interpolation::Bicubic => "bicubic",
+        })
+    }
+}
+
+/// `bilinear` for Pillow's antialiased resampling (the usual case), `bilinear, no antialias
+/// (torch)` otherwise.
+impl std::fmt::Display for Resampling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.antialias {
+            write!(f, "{}", self.interpolation)
+        } else {
+            write!(f, "{}, no antialias (torch)", self.interpolation)
+        }
+    }
+}
+
 /// How to resample: the kernel and whether it is antialiased (Pillow) or not (torch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

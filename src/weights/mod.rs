@@ -24,10 +24,10 @@ pub enum WeightsError {
     BadSource { spec: String, reason: String },
     #[error(
         "{spec} is not in the Hugging Face cache at {cache} (looked for {expected}), and \
-         HF_HUB_OFFLINE forbids downloading it; unset HF_HUB_OFFLINE, or point HF_HUB_CACHE/HF_HOME \
-         at a cache that has it"
+         HF_HUB_OFFLINE forbids downloading it; fetch it with `{command}` (where the network is \
+         allowed), unset HF_HUB_OFFLINE, or point HF_HUB_CACHE/HF_HOME at a cache that has it"
     )]
-    NotCached { spec: String, cache: PathBuf, expected: PathBuf },
+    NotCached { spec: String, cache: PathBuf, expected: PathBuf, command: String },
     #[error("cannot download {spec}: {reason}")]
     Download { spec: String, reason: String },
     #[error("{path} does not hold the weights of {model} ({} problem{}):\n{}",

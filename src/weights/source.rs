@@ -1,5 +1,7 @@
 //! Where weights come from: a local path or `hf://org/name[@revision]/file`, resolved through
-//! the Hugging Face cache (HF_HUB_CACHE, HF_HOME) and, unless HF_HUB_OFFLINE is set, the Hub.
+//! the Hugging Face cache and, unless HF_HUB_OFFLINE is set, the Hub. The environment is read as
+//! `huggingface_hub` reads it (HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HF_ENDPOINT, HF_TOKEN,
+//! HF_TOKEN_PATH, HF_HUB_OFFLINE), so a cache or token set up for Python tools works here too.
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +65,7 @@ impl WeightsSource {
                         spec: self.to_string(),
                         cache: hub.cache_dir.clone(),
                         expected: hub.repo_dir(repo).join("snapshots").join("<commit>").join(file),
+                        command: download_command(repo, revision, file),
                     });
                 }
                 hub.download(repo, revision, file)
@@ -82,32 +85,87 @@ impl std::fmt::Display for WeightsSource {
     }
 }
 
-/// How the Hugging Face cache is found and whether the network may be used. Read from the
-/// environment once ([`HubSettings::from_env`]); tests build it directly.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The command of the current Hugging Face CLI that puts `file` of `repo` into the cache:
+/// `hf download ORG/NAME FILE`, with `--revision` when it is not `main`.
+pub fn download_command(repo: &str, revision: &str, file: &str) -> String {
+    if revision == "main" {
+        format!("hf download {repo} {file}")
+    } else {
+        format!("hf download {repo} {file} --revision {revision}")
+    }
+}
+
+/// huggingface_hub's default endpoint, used when HF_ENDPOINT is unset.
+pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
+
+/// How the Hugging Face cache is found, where the Hub is, which token to send and whether the
+/// network may be used. Read from the environment once ([`HubSettings::from_env`]); tests build
+/// it directly ([`HubSettings::offline_at`]) or from a variable table ([`HubSettings::from_vars`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct HubSettings {
     pub cache_dir: PathBuf,
     pub offline: bool,
+    /// The Hub's base address, without a trailing `/` (HF_ENDPOINT, e.g. a mirror).
+    pub endpoint: String,
+    /// The access token sent with downloads (HF_TOKEN, else the token file).
+    pub token: Option<String>,
+}
+
+/// The token is a secret: Debug shows only whether there is one.
+impl std::fmt::Debug for HubSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubSettings")
+            .field("cache_dir", &self.cache_dir)
+            .field("offline", &self.offline)
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl HubSettings {
-    /// huggingface_hub's rules: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub;
-    /// HF_HUB_OFFLINE=1 (or true/yes/on) forbids downloads.
+    /// A cache at `cache_dir` that must not touch the network: the default endpoint, no token.
+    pub fn offline_at(cache_dir: impl Into<PathBuf>) -> Self {
+        Self { cache_dir: cache_dir.into(), offline: true, endpoint: DEFAULT_ENDPOINT.into(), token: None }
+    }
+
+    /// The process environment under huggingface_hub's rules (see [`HubSettings::from_vars`]).
     pub fn from_env() -> Self {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 
+    /// huggingface_hub's rules (`huggingface_hub/constants.py`), given a variable lookup:
+    /// - HF_HOME, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`;
+    /// - the cache: HF_HUB_CACHE, else HUGGINGFACE_HUB_CACHE (its older name), else `$HF_HOME/hub`;
+    /// - HF_ENDPOINT (trailing `/` removed), else `https://huggingface.co`;
+    /// - the token: HF_TOKEN, else the first line of the file HF_TOKEN_PATH, else `$HF_HOME/token`
+    ///   (blank means none);
+    /// - HF_HUB_OFFLINE=1 (or true/yes/on, any case) forbids downloads.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let cache_dir = var("HF_HUB_CACHE")
-            .map(PathBuf::from)
-            .or_else(|| var("HF_HOME").map(|home| Path::new(&home).join("hub")))
-            .unwrap_or_else(|| {
+        let hf_home = var("HF_HOME").map(PathBuf::from).unwrap_or_else(|| {
+            let cache = var("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or_else(|| {
                 let home = var("HOME").unwrap_or_else(|| ".".to_string());
-                Path::new(&home).join(".cache").join("huggingface").join("hub")
+                Path::new(&home).join(".cache")
             });
+            cache.join("huggingface")
+        });
+        let cache_dir = var("HF_HUB_CACHE")
+            .or_else(|| var("HUGGINGFACE_HUB_CACHE"))
+            .map(PathBuf::from)
+            .unwrap_or_else(|| hf_home.join("hub"));
+        let endpoint = var("HF_ENDPOINT")
+            .map(|e| e.trim().trim_end_matches('/').to_string())
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        let token = var("HF_TOKEN").or_else(|| {
+            let path = var("HF_TOKEN_PATH").map(PathBuf::from).unwrap_or_else(|| hf_home.join("token"));
+            // An absent or unreadable token file means no token, as in huggingface_hub.
+            std::fs::read_to_string(path).ok()
+        });
+        let token = token.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
         let offline = var("HF_HUB_OFFLINE")
-            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
-        Self { cache_dir, offline }
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        Self { cache_dir, offline, endpoint, token }
     }
 
     fn repo_dir(&self, repo: &str) -> PathBuf {
@@ -127,7 +185,9 @@ impl HubSettings {
 
     fn download(&self, repo: &str, revision: &str, file: &str) -> Result<PathBuf, String> {
         let api = hf_hub::api::sync::ApiBuilder::from_cache(Cache::new(self.cache_dir.clone()))
-            .with_progress(true)
+            .with_progress(!crate::progress::quiet())
+            .with_endpoint(self.endpoint.clone())
+            .with_token(self.token.clone())
             .build()
             .map_err(|e| e.to_string())?;
         api.repo(Repo::with_revision(repo.to_string(), RepoType::Model, revision.to_string()))
@@ -170,11 +230,33 @@ mod tests {
         let vars = |pairs: &'static [(&'static str, &'static str)]| {
             move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
         };
-        let s = HubSettings::from_vars(vars(&[("HOME", "/home/u")]));
-        assert_eq!(s, HubSettings { cache_dir: "/home/u/.cache/huggingface/hub".into(), offline: false });
-        let s = HubSettings::from_vars(vars(&[("HF_HOME", "/hf"), ("HF_HUB_OFFLINE", "1")]));
-        assert_eq!(s, HubSettings { cache_dir: "/hf/hub".into(), offline: true });
-        let s = HubSettings::from_vars(vars(&[("HF_HOME", "/hf"), ("HF_HUB_CACHE", "/c"), ("HF_HUB_OFFLINE", "0")]));
-        assert_eq!(s, HubSettings { cache_dir: "/c".into(), offline: false });
+        let online = |cache_dir: &str| HubSettings { offline: false, ..HubSettings::offline_at(cache_dir) };
+        // HOME of a user without a token file (the path does not exist).
+        let s = HubSettings::from_vars(vars(&[("HOME", "/nonexistent/u")]));
+        assert_eq!(s, online("/nonexistent/u/.cache/huggingface/hub"));
+        let s = HubSettings::from_vars(vars(&[("HF_HOME", "/nonexistent/hf"), ("HF_HUB_OFFLINE", "1")]));
+        assert_eq!(s, HubSettings::offline_at("/nonexistent/hf/hub"));
+        let s = HubSettings::from_vars(vars(&[
+            ("HF_HOME", "/nonexistent/hf"),
+            ("HF_HUB_CACHE", "/c"),
+            ("HF_HUB_OFFLINE", "0"),
+        ]));
+        assert_eq!(s, online("/c"));
+    }
+
+    #[test]
+    fn download_command_is_the_current_cli() {
+        assert_eq!(
+            download_command("timm/resnet50.a1_in1k", "main", "model.safetensors"),
+            "hf download timm/resnet50.a1_in1k model.safetensors"
+        );
+        assert_eq!(download_command("o/n", "v1.0", "w.safetensors"), "hf download o/n w.safetensors --revision v1.0");
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let s = HubSettings { token: Some("hf_secret".into()), ..HubSettings::offline_at("/c") };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hf_secret") && shown.contains("<set>"), "{shown}");
     }
 }

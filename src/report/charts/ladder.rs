@@ -10,12 +10,16 @@ use plotters::prelude::*;
 use super::axis::{
     error_range, extent, finite, finite_measured, fmt_tick, mesh, Axes, KeyedAxis, NUMERIC_Y_LABEL_WIDTH,
 };
-use super::legend::{draw_side_legend, split_for_side_legend, LegendEntry, Sample};
+use super::legend::{column_legend_height, draw_side_legend, split_for_side_legend, LegendEntry, Sample};
 use super::style::{draw_marker, kind_index, kind_label, series_style, titled, Shape, AXIS, KINDS};
 use super::{Chart, DrawError, HEIGHT, WIDTH};
 use crate::report::{Measured, ProtocolKind, ResultRow};
 
 pub(super) const LADDER_TITLE: &str = "Top-1 error along the test-protocol ladder (i) \u{2192} (iv)";
+
+/// Pixels above the side legend: the title and the plot's top margin (the legend starts level
+/// with the plot), plus room below the last entry.
+const LEGEND_TOP: u32 = 110;
 
 struct LadderSeries {
     label: String,
@@ -28,13 +32,17 @@ struct LadderSeries {
 }
 
 pub(super) struct Ladder {
+    /// Drawn once, at the top of the chart.
+    title: String,
+    /// Tall enough for every legend entry: the legend is never cut to "… and N more".
+    height: u32,
     series: Vec<LadderSeries>,
     pub(super) y: Range<f64>,
     legend: Vec<LegendEntry>,
 }
 
 impl Ladder {
-    pub(super) fn prepare(rows: &[ResultRow]) -> Option<Ladder> {
+    pub(super) fn prepare(rows: &[ResultRow], title: &str) -> Option<Ladder> {
         // Group the protocol-as-written rows by (experiment, model), in first-seen order.
         let mut order: Vec<(&str, &str)> = vec![];
         let mut groups: HashMap<(&str, &str), Vec<&ResultRow>> = HashMap::new();
@@ -126,17 +134,19 @@ impl Ladder {
             },
             label: s.label.clone(),
         }));
-        Some(Ladder { series, y, legend })
+        // The title, the plot's top margin and the legend frame's padding, then one row per entry.
+        let height = HEIGHT.max(LEGEND_TOP + column_legend_height(legend.len()) as u32);
+        Some(Ladder { title: title.to_string(), height, series, y, legend })
     }
 }
 
 impl Chart for Ladder {
     fn size(&self) -> (u32, u32) {
-        (WIDTH, HEIGHT)
+        (WIDTH, self.height)
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), DrawError> {
-        let body = titled(root, LADDER_TITLE)?;
+        let body = titled(root, &self.title)?;
         let (plot, side) = split_for_side_legend(&body, &self.legend);
         let x = KeyedAxis::new(-0.5..3.5, vec![0.0, 1.0, 2.0, 3.0]);
         let x_format = |v: &f64| {

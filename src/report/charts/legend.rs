@@ -145,6 +145,11 @@ fn draw_column_legend<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Pixels a column legend of `entries` rows takes, its padding included.
+pub(super) fn column_legend_height(entries: usize) -> i32 {
+    entries as i32 * ROW_H + 2 * 12
+}
+
 /// The side panel's width for `entries`: the longest label, within the bounds (longer labels
 /// are cut with an ellipsis). Includes the panel's 14 px left and 12 px right margins.
 fn side_legend_width(entries: &[LegendEntry]) -> i32 {

@@ -91,16 +91,52 @@ pub struct CurveSeries {
 }
 
 /// Per model: measured top-1 error for (i)→(ii)→(iii)→(iv) beside the claimed ladder.
+/// One protocol ladder per experiment (`<stem>-<experiment>`), so that a dataset's errors are
+/// never drawn on the scale of another's (the demo's 20–80% beside ImageNet's 20–25%):
+/// experiments with measured rows first (most first), then those with claims only; experiments
+/// with nothing finite to draw get no chart.
+pub fn protocol_ladders(rows: &[ResultRow], dir: &Path, stem: &str) -> Result<Vec<ChartFiles>, ChartError> {
+    let mut experiments: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        let measured = usize::from(r.top1.is_some());
+        match experiments.iter_mut().find(|(e, _)| *e == r.experiment) {
+            Some((_, n)) => *n += measured,
+            None => experiments.push((&r.experiment, measured)),
+        }
+    }
+    experiments.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let mut written = Vec::new();
+    for (experiment, _) in experiments {
+        let own: Vec<ResultRow> = rows.iter().filter(|r| r.experiment == experiment).cloned().collect();
+        let slug: String = experiment
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+            .collect();
+        let title = format!("{LADDER_TITLE}: {experiment}");
+        match ladder_chart(&own, dir, &format!("{stem}-{slug}"), &title) {
+            Ok(files) => written.push(files),
+            Err(ChartError::NothingToPlot { .. }) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    Ok(written)
+}
+
+/// All rows in one ladder (one experiment's rows: see [`protocol_ladders`]).
 pub fn protocol_ladder(rows: &[ResultRow], dir: &Path, stem: &str) -> Result<ChartFiles, ChartError> {
+    ladder_chart(rows, dir, stem, LADDER_TITLE)
+}
+
+fn ladder_chart(rows: &[ResultRow], dir: &Path, stem: &str, title: &str) -> Result<ChartFiles, ChartError> {
     let out = Output::new(dir, stem)?;
-    let chart = Ladder::prepare(rows).ok_or_else(|| ChartError::NothingToPlot {
+    let chart = Ladder::prepare(rows, title).ok_or_else(|| ChartError::NothingToPlot {
         file: out.both(),
         why: "no row of a protocol as written has a finite measured or claimed top-1 error",
     })?;
     out.render(&chart)?;
     Ok(out.files(
-        LADDER_TITLE,
-        "Each colour is one experiment/model: solid lines with filled markers and 95% CI \
+        title,
+        "Each colour is one model (or ensemble) of the experiment: solid lines with filled markers and 95% CI \
          whiskers are measured top-1 error along the protocols (i) → (iv), dashed lines with \
          hollow markers the published claims for the same protocols (lower is better). \
          Ensembles are their own series with a point at (iv); a model that was not run shows \

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::axis::{fmt_log_tick, fmt_tick, log_ticks};
 use super::compute::COMPUTE_TITLE;
 use super::deltas::{Deltas, DELTA_LABEL_MAX_W, MAX_HEIGHT};
-use super::ladder::Ladder;
+use super::ladder::{Ladder, LADDER_TITLE};
 use super::style::{ensure_font, fit_end, fit_middle, text_width, KINDS, TICK_SIZE};
 use super::*;
 use crate::report::{ChartFiles, Measured, ProtocolKind, ResultRow, Status};
@@ -296,7 +296,7 @@ fn non_finite_values_are_skipped_without_panic() {
     protocol_ladder(&rows, dir.path(), "ladder").expect("ladder");
     error_vs_compute(&rows, dir.path(), "compute").expect("compute");
     claim_deltas(&rows, dir.path(), "deltas").expect("deltas");
-    let ladder = Ladder::prepare(&rows).expect("ladder data");
+    let ladder = Ladder::prepare(&rows, LADDER_TITLE).expect("ladder data");
     assert!(ladder.y.start.is_finite() && ladder.y.end.is_finite());
 
     // Absurd but finite numbers are skipped like non-finite ones.
@@ -369,9 +369,11 @@ fn many_series_and_long_labels_stay_drawable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let rows = many_rows(40, true);
     let ladder = protocol_ladder(&rows, dir.path(), "ladder").expect("ladder");
-    check_png(&dir.path().join(&ladder.png), WIDTH, HEIGHT);
+    let height = Ladder::prepare(&rows, "t").expect("rows").size().1;
+    assert!(height > HEIGHT, "the chart grows with its legend");
+    check_png(&dir.path().join(&ladder.png), WIDTH, height);
     let svg = svg_text(dir.path(), &ladder);
-    assert!(svg.contains("more"), "overflowing legend says how many are left out");
+    assert!(!svg.contains("more"), "no legend entry is left out");
     let compute = error_vs_compute(&rows, dir.path(), "compute").expect("compute");
     assert!(!compute.caption.contains("labelled"), "120 points are not labelled");
     claim_deltas(&rows, dir.path(), "deltas").expect("deltas");
@@ -415,4 +417,26 @@ fn preview_to_tmp() {
     error_vs_compute(&many, dir, "compute-12").expect("compute");
     claim_deltas(&many, dir, "deltas-12").expect("deltas");
     protocol_ladder(&many_rows(40, true), dir, "ladder-40").expect("ladder");
+}
+
+/// One ladder per experiment: a dataset's errors never share an axis with another's, the most
+/// measured experiment comes first, and an experiment with nothing to draw gets no chart.
+#[test]
+fn ladders_are_drawn_one_per_experiment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rows = many_rows(8, false); // experiments resnet-paper-caffe and torchvision-zoo-v1
+    for r in rows.iter_mut().filter(|r| r.experiment == "resnet-paper-caffe") {
+        r.top1 = None; // claims only
+    }
+    let mut blank = rows[0].clone();
+    blank.experiment = "nothing-finite".into();
+    blank.claimed_top1_err = None;
+    rows.push(blank);
+    let files = protocol_ladders(&rows, dir.path(), "protocol-ladder").expect("ladders");
+    let stems: Vec<&str> = files.iter().map(|f| f.png.as_str()).collect();
+    assert_eq!(stems, ["protocol-ladder-torchvision-zoo-v1.png", "protocol-ladder-resnet-paper-caffe.png"]);
+    assert!(files[0].title.ends_with(": torchvision-zoo-v1"));
+    let svg = svg_text(dir.path(), &files[0]);
+    assert!(!svg.contains("resnet-paper-caffe"), "another experiment's series in this ladder");
+    assert_eq!(svg.matches(LADDER_TITLE).count(), 1, "the title once");
 }

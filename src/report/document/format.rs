@@ -194,83 +194,150 @@ pub(super) struct RowCells {
     pub cells: Vec<String>,
     /// A sweep setting's row (shown indented under its protocol as written).
     pub sweep: bool,
+    /// The sweep setting (`interpolation=bicubic`), shown under the protocol.
+    pub setting: Option<String>,
+    /// 1-based number of the experiment's not-run box that says why and how to fix it.
+    pub note: Option<usize>,
+    /// 1-based number of the claim's source in the experiment's source list.
+    pub source: Option<usize>,
 }
 
-/// Column headers of the results table (Markdown).
-pub(super) const RESULT_HEADER: [&str; 13] = [
+/// Column headers of the results table: few enough to fit a 1400 px screen (the setting goes
+/// under the protocol, intervals into the error's cell, the tolerance beside Δ, skipped images
+/// beside the count, the claim's source into a numbered list under the table).
+pub(super) const RESULT_HEADER: [&str; 9] = [
     "model",
     "protocol",
-    "setting",
     "top-1 err % [95% CI]",
     "top-5 err % [95% CI]",
     "claimed top-1 / top-5",
-    "Δ top-1 / top-5",
-    "tolerance",
+    "Δ top-1 / top-5 (tolerance)",
     "status",
     "images",
-    "skipped",
     "GMACs/image",
-    "source",
-];
-/// The same headers for HTML (raw markup): the interval on its own line keeps the columns narrow.
-pub(super) const RESULT_HEADER_HTML: [&str; 13] = [
-    "model",
-    "protocol",
-    "setting",
-    "top-1 err %<br>[95% CI]",
-    "top-5 err %<br>[95% CI]",
-    "claimed<br>top-1 / top-5",
-    "Δ<br>top-1 / top-5",
-    "tolerance",
-    "status",
-    "images",
-    "skipped",
-    "GMACs/<br>image",
-    "source",
 ];
 /// Columns of RESULT_HEADER holding numbers (right-aligned).
-pub(super) const RESULT_NUMERIC: [usize; 8] = [3, 4, 5, 6, 7, 9, 10, 11];
+pub(super) const RESULT_NUMERIC: [usize; 6] = [2, 3, 4, 5, 7, 8];
+/// The protocol column of the results table.
+pub(super) const COL_PROTOCOL: usize = 1;
+/// The claimed-numbers column (carries the source's number).
+pub(super) const COL_CLAIMED: usize = 4;
 /// The status column of the results table.
-pub(super) const COL_STATUS: usize = 8;
-/// The claim-source column of the results table.
-pub(super) const COL_SOURCE: usize = 12;
+pub(super) const COL_STATUS: usize = 6;
 
-/// The not-run reason for a table cell: in full, unless the experiment's "Not run" box already
-/// shows the same text; then its first line and a pointer to the box (keeps the table compact).
-pub(super) fn not_run_reason(why: &str, boxed: Option<&str>) -> String {
-    let why = why.trim();
-    let first = why.lines().next().unwrap_or_default();
-    if boxed.is_some_and(|b| b.trim() == why) && first.len() < why.len() {
-        format!("{first} … (in full in the box above)")
-    } else {
-        why.to_string()
+/// One "not run" box of an experiment: a reason with its fix, and the rows it keeps from running.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct NotRunNote {
+    /// The reason and fix, verbatim.
+    pub reason: String,
+    /// The rows it covers, grouped by model: `resnet50: (i) center-crop, (ii) ten-crop`.
+    pub covers: Vec<String>,
+    /// Whether it covers every row of the experiment.
+    pub all_rows: bool,
+}
+
+/// The distinct not-run reasons of an experiment's rows, in row order, each with the rows it
+/// covers: one box per reason instead of the same text in every row.
+pub(super) fn not_run_notes(rows: &[&ResultRow]) -> Vec<NotRunNote> {
+    /// A reason being collected: its rows' protocols per model, in row order, and its row count.
+    struct Pending {
+        reason: String,
+        by_model: Vec<(String, Vec<String>)>,
+        rows: usize,
+    }
+    let mut notes: Vec<Pending> = Vec::new();
+    for r in rows {
+        let Status::NotRun(why) = &r.status else { continue };
+        let why = why.trim();
+        let index = match notes.iter().position(|n| n.reason == why) {
+            Some(i) => i,
+            None => {
+                notes.push(Pending { reason: why.to_string(), by_model: Vec::new(), rows: 0 });
+                notes.len() - 1
+            }
+        };
+        let note = &mut notes[index];
+        note.rows += 1;
+        let protocol = protocol_label(r);
+        match note.by_model.iter_mut().find(|(m, _)| *m == r.model) {
+            Some((_, protocols)) => protocols.push(protocol),
+            None => note.by_model.push((r.model.clone(), vec![protocol])),
+        }
+    }
+    notes
+        .into_iter()
+        .map(|n| NotRunNote {
+            reason: n.reason,
+            covers: n.by_model.into_iter().map(|(m, ps)| format!("{m}: {}", ps.join(", "))).collect(),
+            all_rows: n.rows == rows.len(),
+        })
+        .collect()
+}
+
+/// The distinct claim sources of an experiment's rows, in row order (numbered from 1 under the table).
+pub(super) fn claim_sources(rows: &[&ResultRow]) -> Vec<String> {
+    let mut sources: Vec<String> = Vec::new();
+    for source in rows.iter().filter_map(|r| r.claim_source.as_deref()) {
+        let source = source.trim();
+        if !source.is_empty() && !sources.iter().any(|s| s == source) {
+            sources.push(source.to_string());
+        }
+    }
+    sources
+}
+
+/// `(i) center-crop`, with a sweep row's setting after it: `(i) center-crop [interpolation=bicubic]`.
+fn protocol_label(r: &ResultRow) -> String {
+    let base = format!("{} {}", r.protocol_kind.numeral(), r.protocol);
+    match &r.setting {
+        Some(setting) => format!("{base} [{setting}]"),
+        None => base,
     }
 }
 
-/// The cells of one results-table row; `boxed`: the experiment's not-run text, shown in full
-/// above the table.
-pub(super) fn row_cells(r: &ResultRow, boxed: Option<&str>) -> RowCells {
+/// The cells of one results-table row; `notes` and `sources` are the experiment's (see
+/// [`not_run_notes`], [`claim_sources`]), which the row points into by number.
+pub(super) fn row_cells(r: &ResultRow, notes: &[NotRunNote], sources: &[String]) -> RowCells {
+    let note = match &r.status {
+        Status::NotRun(why) => notes.iter().position(|n| n.reason == why.trim()).map(|i| i + 1),
+        _ => None,
+    };
+    let source = r.claim_source.as_deref().and_then(|c| sources.iter().position(|s| s == c.trim())).map(|i| i + 1);
+    let delta = fmt_pair(fmt_delta(r.delta_top1), fmt_delta(r.delta_top5));
+    let delta = match r.tolerance.filter(|t| t.is_finite()) {
+        Some(_) if delta != MISSING => format!("{delta} ({})", fmt_tolerance(r.tolerance)),
+        _ => delta,
+    };
+    let images = match r.skipped {
+        0 => fmt_count(r.images),
+        n => format!("{} ({} skipped)", fmt_count(r.images), fmt_count(n)),
+    };
     RowCells {
         cells: vec![
             r.model.clone(),
             format!("{} {}", r.protocol_kind.numeral(), r.protocol),
-            r.setting.clone().unwrap_or_else(|| "as written".into()),
             fmt_measured(r.top1.as_ref()),
             fmt_measured(r.top5.as_ref()),
             fmt_pair(fmt_err(r.claimed_top1_err), fmt_err(r.claimed_top5_err)),
-            fmt_pair(fmt_delta(r.delta_top1), fmt_delta(r.delta_top5)),
-            fmt_tolerance(r.tolerance),
-            match &r.status {
-                Status::NotRun(why) => format!("not run: {}", not_run_reason(why, boxed)),
-                other => other.label(),
+            delta,
+            match note {
+                Some(n) => format!("not run ({})", note_name(n)),
+                None if matches!(r.status, Status::NotRun(_)) => "not run".into(),
+                None => r.status.label(),
             },
-            fmt_count(r.images),
-            fmt_count(r.skipped),
+            images,
             fmt_sig3(r.gmacs_per_image),
-            r.claim_source.clone().unwrap_or_else(|| MISSING.into()),
         ],
         sweep: r.setting.is_some(),
+        setting: r.setting.clone(),
+        note,
+        source,
     }
+}
+
+/// How a row points at its not-run box: `fix 1`.
+pub(super) fn note_name(n: usize) -> String {
+    format!("fix {n}")
 }
 
 /// Anchor id of an experiment section.

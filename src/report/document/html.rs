@@ -2,8 +2,9 @@
 //! SVGs inlined by the caller), with the same facts as `report.md`.
 
 use super::format::{
-    anchor, band_sentence, drift_text, fmt_count, not_run_reason, reading_guide, row_cells, short_sha, status_class,
-    status_counts, COL_SOURCE, COL_STATUS, MISSING, RESULT_HEADER_HTML, RESULT_NUMERIC, STATUS_NAMES,
+    anchor, band_sentence, drift_text, fmt_count, note_name, reading_guide, row_cells, short_sha, status_class,
+    status_counts, NotRunNote, COL_CLAIMED, COL_PROTOCOL, COL_STATUS, MISSING, RESULT_HEADER, RESULT_NUMERIC,
+    STATUS_NAMES,
 };
 use super::{experiment_views, ExperimentView};
 use crate::report::{AuditReport, ResultRow, Status};
@@ -39,15 +40,49 @@ fn esc_or_link(s: &str) -> String {
     }
 }
 
-/// `header`: raw HTML (constants of this file); `body`: the escaped rows.
-fn html_table(header: &[&str], numeric: &[usize], body: &str) -> String {
-    let mut s = "<div class=\"table-wrap\"><table>\n<thead><tr>".to_string();
+/// One table cell: its inner markup (already escaped) and CSS classes.
+struct Cell {
+    html: String,
+    class: &'static str,
+}
+
+impl Cell {
+    fn new(html: String, class: &'static str) -> Self {
+        Self { html, class }
+    }
+    /// Escaped plain text.
+    fn text(text: &str) -> Self {
+        Self::new(esc(text), "")
+    }
+}
+
+/// A table that fits its page: on a wide screen an ordinary table; on a phone (report.css,
+/// below 700 px) every row becomes a card of `label: value` lines, the label taken from each
+/// cell's `data-label`, so nothing needs sideways scrolling. `header`: plain text; `numeric`:
+/// right-aligned columns; `rows`: (row class, cells).
+fn html_table(header: &[&str], numeric: &[usize], rows: &[(&str, Vec<Cell>)]) -> String {
+    let mut s = "<div class=\"table-wrap\"><table class=\"stack\">\n<thead><tr>".to_string();
     for (i, h) in header.iter().enumerate() {
         let class = if numeric.contains(&i) { " class=\"num\"" } else { "" };
-        s += &format!("<th{class}>{h}</th>");
+        s += &format!("<th{class}>{}</th>", esc(h));
     }
     s += "</tr></thead>\n<tbody>\n";
-    s += body;
+    for (row_class, cells) in rows {
+        s += &if row_class.is_empty() { "<tr>".to_string() } else { format!("<tr class=\"{row_class}\">") };
+        for (i, cell) in cells.iter().enumerate() {
+            let mut classes: Vec<&str> = Vec::new();
+            if numeric.contains(&i) {
+                classes.push("num");
+            }
+            if !cell.class.is_empty() {
+                classes.push(cell.class);
+            }
+            let class = if classes.is_empty() { String::new() } else { format!(" class=\"{}\"", classes.join(" ")) };
+            let label = header.get(i).filter(|h| !h.is_empty()).map(|h| format!(" data-label=\"{}\"", esc(h)));
+            s += &format!("<td{class}{}>{}</td>", label.unwrap_or_default(), cell.html);
+        }
+        s += "</tr>\n";
+    }
     s += "</tbody></table></div>\n";
     s
 }
@@ -79,7 +114,9 @@ pub(super) fn html(report: &AuditReport, svgs: &[String]) -> String {
     }
     for (chart, svg) in report.charts.iter().zip(svgs) {
         s += &format!(
-            "<figure>\n<h3>{}</h3>\n{svg}\n<figcaption>{} Files: <a href=\"{}\">PNG</a>, <a href=\"{}\">SVG</a>.</figcaption>\n</figure>\n",
+            // The chart draws its own title: no heading above it (the title once). On a phone the
+            // chart keeps a legible size and scrolls inside its frame, never the page.
+            "<figure aria-label=\"{}\">\n<div class=\"chart-scroll\">{svg}</div>\n<figcaption>{} Files: <a href=\"{}\">PNG</a>, <a href=\"{}\">SVG</a>.</figcaption>\n</figure>\n",
             esc(&chart.title),
             esc(chart.caption.trim()),
             esc(&chart.png),
@@ -132,30 +169,26 @@ fn html_summary(report: &AuditReport, views: &[ExperimentView]) -> String {
         }
         s += "</ul>\n";
     }
-    let mut body = String::new();
+    let mut rows = Vec::new();
     for v in views {
-        let c = status_counts(v.rows.iter().copied());
         let ran = match v.info {
-            Some(i) if i.not_run.is_some() => "<span class=\"badge notrun\">not run</span>".to_string(),
-            Some(_) => "ran".to_string(),
-            None => MISSING.to_string(),
+            Some(i) if i.not_run.is_some() => Cell::new("<span class=\"badge notrun\">not run</span>".into(), ""),
+            Some(_) => Cell::text("ran"),
+            None => Cell::text(MISSING),
         };
-        body += &format!(
-            "<tr><td><a href=\"#{}\">{}</a></td><td>{ran}</td><td class=\"num\">{}</td>",
-            anchor(v.name),
-            esc(v.name),
-            v.rows.len()
-        );
-        for n in c {
-            body += &format!("<td class=\"num\">{n}</td>");
-        }
-        body += "</tr>\n";
+        let mut cells = vec![
+            Cell::new(format!("<a href=\"#{}\">{}</a>", anchor(v.name), esc(v.name)), ""),
+            ran,
+            Cell::text(&v.rows.len().to_string()),
+        ];
+        cells.extend(status_counts(v.rows.iter().copied()).iter().map(|n| Cell::text(&n.to_string())));
+        rows.push(("", cells));
     }
     if !views.is_empty() {
         s += &html_table(
             &["experiment", "run", "rows", "reproduced", "drift", "measured", "not run"],
             &[2, 3, 4, 5, 6],
-            &body,
+            &rows,
         );
     }
     s += "</section>\n";
@@ -182,48 +215,48 @@ fn html_experiment(view: &ExperimentView) -> String {
                 esc(&info.copied_file),
                 esc(&info.dataset)
             );
-            if let Some(why) = &info.not_run {
-                s += &format!(
-                    "<div class=\"not-run-box\" role=\"note\"><strong>⚠ Not run</strong>\n\
-                     <p>This experiment was not evaluated. Reason and fix, verbatim:</p>\n<pre><code>{}</code></pre></div>\n",
-                    esc(why.trim_end())
-                );
+            // The experiment's own reason gets a box even when no row carries it.
+            if let Some(why) = info.not_run.as_deref().filter(|w| !view.notes.iter().any(|n| n.reason == w.trim())) {
+                s += &not_run_box(view.name, None, why, "This experiment was not evaluated.");
             }
             if !info.models.is_empty() {
                 s += "<h4>Models</h4>\n";
-                let mut body = String::new();
-                for m in &info.models {
-                    let sha = match &m.sha256 {
-                        Some(full) => format!("<code title=\"{}\">{}</code>", esc(full), esc(&short_sha(full))),
-                        None => MISSING.to_string(),
-                    };
-                    body += &format!(
-                        "<tr><td class=\"nowrap\"><code>{}</code></td><td>{}</td><td><code>{}</code></td><td class=\"nowrap\">{sha}</td><td>{}</td></tr>\n",
-                        esc(&m.id),
-                        esc(&m.architecture),
-                        esc_or_link(&m.weights),
-                        esc(&m.input)
-                    );
-                }
-                s += &html_table(&["id", "architecture", "weights", "SHA-256", "input"], &[], &body);
+                let rows: Vec<(&str, Vec<Cell>)> = info
+                    .models
+                    .iter()
+                    .map(|m| {
+                        let sha = match &m.sha256 {
+                            Some(full) => format!("<code title=\"{}\">{}</code>", esc(full), esc(&short_sha(full))),
+                            None => MISSING.to_string(),
+                        };
+                        let cells = vec![
+                            Cell::new(format!("<code>{}</code>", esc(&m.id)), "id"),
+                            Cell::text(&m.architecture),
+                            Cell::new(format!("<code>{}</code>", esc_or_link(&m.weights)), "wrap"),
+                            Cell::new(sha, ""),
+                            Cell::text(&m.input),
+                        ];
+                        ("", cells)
+                    })
+                    .collect();
+                s += &html_table(&["id", "architecture", "weights", "SHA-256", "input"], &[], &rows);
             }
             if !info.protocols.is_empty() {
                 s += "<h4>Protocols</h4>\n";
-                let mut body = String::new();
-                for p in &info.protocols {
-                    let sweep = if p.sweep.is_empty() {
-                        MISSING.to_string()
-                    } else {
-                        p.sweep.iter().map(|x| format!("<code>{}</code>", esc(x))).collect::<Vec<_>>().join("<br>")
-                    };
-                    body += &format!(
-                        "<tr><td class=\"nowrap\">{}</td><td class=\"nowrap\"><code>{}</code></td><td>{}</td><td>{sweep}</td></tr>\n",
-                        p.kind.numeral(),
-                        esc(&p.id),
-                        esc(&p.summary)
-                    );
-                }
-                s += &html_table(&["", "id", "summary", "sweep settings"], &[], &body);
+                let rows: Vec<(&str, Vec<Cell>)> = info
+                    .protocols
+                    .iter()
+                    .map(|p| {
+                        let sweep = if p.sweep.is_empty() {
+                            MISSING.to_string()
+                        } else {
+                            p.sweep.iter().map(|x| format!("<code>{}</code>", esc(x))).collect::<Vec<_>>().join("<br>")
+                        };
+                        let id = format!("{} <code>{}</code>", p.kind.numeral(), esc(&p.id));
+                        ("", vec![Cell::new(id, "id"), Cell::text(&p.summary), Cell::new(sweep, "")])
+                    })
+                    .collect();
+                s += &html_table(&["protocol", "summary", "sweep settings"], &[], &rows);
             }
         }
         None => {
@@ -231,44 +264,66 @@ fn html_experiment(view: &ExperimentView) -> String {
             s += "<p>Not described in this report's experiment list; its rows follow.</p>\n";
         }
     }
+    for (i, note) in view.notes.iter().enumerate() {
+        let lead = if note.all_rows && view.info.is_some_and(|info| info.not_run.is_some()) {
+            "This experiment was not evaluated.".to_string()
+        } else {
+            "Rows not run for this reason:".to_string()
+        };
+        s += &not_run_box(view.name, Some((i + 1, note)), &note.reason, &lead);
+    }
     s += "<h4>Results</h4>\n";
     if view.rows.is_empty() {
         s += "<p>No result rows.</p>\n";
     } else {
-        let boxed = view.info.and_then(|i| i.not_run.as_deref());
-        let mut body = String::new();
+        let source_ids = |n: usize| format!("{}-source-{n}", anchor(view.name));
+        let note_ids = |n: usize| format!("{}-fix-{n}", anchor(view.name));
+        let mut rows: Vec<(&str, Vec<Cell>)> = Vec::new();
         for r in &view.rows {
-            let cells = row_cells(r, boxed);
-            body += if cells.sweep { "<tr class=\"sweep\">" } else { "<tr>" };
-            for (i, cell) in cells.cells.iter().enumerate() {
-                body += &match i {
-                    COL_STATUS => {
-                        let class = status_class(&r.status);
-                        match &r.status {
-                            Status::NotRun(why) => format!(
-                                "<td class=\"status {class}\">not run<span class=\"why\">{}</span></td>",
-                                esc(&not_run_reason(why, boxed))
-                            ),
-                            _ => format!("<td class=\"status {class}\">{}</td>", esc(cell)),
-                        }
+            let row = row_cells(r, &view.notes, &view.sources);
+            let mut cells: Vec<Cell> = Vec::new();
+            for (i, text) in row.cells.iter().enumerate() {
+                cells.push(match i {
+                    COL_PROTOCOL => {
+                        let setting =
+                            row.setting.as_ref().map(|s| format!("<span class=\"setting\">{}</span>", esc(s)));
+                        Cell::new(format!("{}{}", esc(text), setting.unwrap_or_default()), "id")
                     }
-                    COL_SOURCE => format!("<td class=\"source\">{}</td>", esc_or_link(cell)),
-                    // The interval on its own line, smaller: keeps the wide table within the page.
-                    3 | 4 => match if i == 3 { r.top1.as_ref() } else { r.top5.as_ref() } {
-                        Some(m) if m.err.is_finite() => format!(
-                            "<td class=\"num\">{:.2}<br><span class=\"ci\">[{:.2}, {:.2}]</span></td>",
-                            m.err, m.low, m.high
+                    COL_CLAIMED => {
+                        let mark = row.source.map(|n| {
+                            format!("<sup><a href=\"#{}\" title=\"source of the claim\">[{n}]</a></sup>", source_ids(n))
+                        });
+                        Cell::new(format!("{}{}", esc(text), mark.unwrap_or_default()), "")
+                    }
+                    COL_STATUS => {
+                        let inner = match row.note {
+                            Some(n) => format!("not run <a href=\"#{}\">({})</a>", note_ids(n), note_name(n)),
+                            None => esc(text),
+                        };
+                        Cell::new(inner, status_cell_class(&r.status))
+                    }
+                    // The interval below the error, smaller: one cell, narrow column.
+                    2 | 3 => match if i == 2 { r.top1.as_ref() } else { r.top5.as_ref() } {
+                        Some(m) if m.err.is_finite() => Cell::new(
+                            format!("{:.2} <span class=\"ci\">[{:.2}, {:.2}]</span>", m.err, m.low, m.high),
+                            "",
                         ),
-                        _ => format!("<td class=\"num\">{MISSING}</td>"),
+                        _ => Cell::text(MISSING),
                     },
-                    0 | 1 => format!("<td class=\"nowrap\">{}</td>", esc(cell)),
-                    _ if RESULT_NUMERIC.contains(&i) => format!("<td class=\"num\">{}</td>", esc(cell)),
-                    _ => format!("<td>{}</td>", esc(cell)),
-                };
+                    0 => Cell::new(esc(text), "id"),
+                    _ => Cell::text(text),
+                });
             }
-            body += "</tr>\n";
+            rows.push((if row.sweep { "sweep" } else { "" }, cells));
         }
-        s += &html_table(&RESULT_HEADER_HTML, &RESULT_NUMERIC, &body);
+        s += &html_table(&RESULT_HEADER, &RESULT_NUMERIC, &rows);
+        if !view.sources.is_empty() {
+            s += "<ol class=\"sources\">\n";
+            for (i, source) in view.sources.iter().enumerate() {
+                s += &format!("<li id=\"{}\">Claims from {}</li>\n", source_ids(i + 1), esc_or_link(source));
+            }
+            s += "</ol>\n";
+        }
     }
     if !view.bands.is_empty() {
         s += "<h4>Sensitivity sweeps</h4>\n";
@@ -292,5 +347,37 @@ fn html_experiment(view: &ExperimentView) -> String {
         }
     }
     s += "</section>\n";
+    s
+}
+
+/// The status cell's classes: `status` and the status's colour class.
+fn status_cell_class(status: &Status) -> &'static str {
+    match status_class(status) {
+        "reproduced" => "status reproduced",
+        "drift" => "status drift",
+        "measured" => "status measured",
+        _ => "status notrun",
+    }
+}
+
+/// A "not run" box: numbered when rows point at it (`fix 1`), with the rows it covers, and the
+/// reason and fix verbatim.
+fn not_run_box(experiment: &str, note: Option<(usize, &NotRunNote)>, why: &str, lead: &str) -> String {
+    let (id, title) = match note {
+        Some((n, _)) => (format!(" id=\"{}-fix-{n}\"", anchor(experiment)), format!("⚠ Not run ({})", note_name(n))),
+        None => (String::new(), "⚠ Not run".to_string()),
+    };
+    let mut s =
+        format!("<div class=\"not-run-box\" role=\"note\"{id}><strong>{title}</strong>\n<p>{}</p>\n", esc(lead));
+    if let Some((_, note)) = note {
+        if !note.all_rows || lead.starts_with("Rows") {
+            s += "<ul class=\"covers\">\n";
+            for line in &note.covers {
+                s += &format!("<li>{}</li>\n", esc(line));
+            }
+            s += "</ul>\n";
+        }
+    }
+    s += &format!("<p>Reason and fix:</p>\n<pre><code>{}</code></pre></div>\n", esc(why.trim_end()));
     s
 }

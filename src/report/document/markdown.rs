@@ -1,8 +1,8 @@
 //! `report.md`: CommonMark with GitHub tables; charts as PNG images with a link to the SVG.
 
 use super::format::{
-    anchor, band_sentence, drift_text, fmt_count, reading_guide, row_cells, short_sha, status_counts, MISSING,
-    RESULT_HEADER, RESULT_NUMERIC, STATUS_NAMES,
+    anchor, band_sentence, drift_text, fmt_count, note_name, reading_guide, row_cells, short_sha, status_counts,
+    COL_CLAIMED, COL_PROTOCOL, MISSING, RESULT_HEADER, RESULT_NUMERIC, STATUS_NAMES,
 };
 use super::{experiment_views, ExperimentView};
 use crate::report::{AuditReport, ChartFiles, ResultRow, Status};
@@ -184,7 +184,8 @@ fn md_experiment(view: &ExperimentView) -> String {
             s += &format!("- Dataset: {}\n", md(&info.dataset));
             let images = info.images.map(fmt_count).unwrap_or_else(|| format!("{MISSING} (not run)"));
             s += &format!("- Images evaluated: {images}\n\n");
-            if let Some(why) = &info.not_run {
+            // The experiment's own reason, when no row carries it (rows' reasons are boxed below).
+            if let Some(why) = info.not_run.as_deref().filter(|w| !view.notes.iter().any(|n| n.reason == w.trim())) {
                 s += "> **⚠ Not run.** This experiment was not evaluated. Reason and fix, verbatim:\n\n";
                 s += &md_code_block(why);
                 s.push('\n');
@@ -221,14 +222,44 @@ fn md_experiment(view: &ExperimentView) -> String {
             s += "Not described in this report's experiment list; its rows follow.\n\n";
         }
     }
+    for (i, note) in view.notes.iter().enumerate() {
+        let whole = note.all_rows && view.info.is_some_and(|info| info.not_run.is_some());
+        s += &format!("> **⚠ Not run ({}).** ", note_name(i + 1));
+        if whole {
+            s += "This experiment was not evaluated.";
+        } else {
+            s += &format!("Rows: {}.", md(&note.covers.join("; ")));
+        }
+        s += " Reason and fix, verbatim:\n\n";
+        s += &md_code_block(&note.reason);
+        s.push('\n');
+    }
     s += "#### Results\n\n";
     if view.rows.is_empty() {
         s += "No result rows.\n\n";
     } else {
-        let boxed = view.info.and_then(|i| i.not_run.as_deref());
-        let rows: Vec<Vec<String>> = view.rows.iter().map(|r| row_cells(r, boxed).cells).collect();
+        let rows: Vec<Vec<String>> = view
+            .rows
+            .iter()
+            .map(|r| {
+                let mut row = row_cells(r, &view.notes, &view.sources);
+                if let Some(setting) = &row.setting {
+                    row.cells[COL_PROTOCOL] += &format!(" [{setting}]");
+                }
+                if let Some(n) = row.source {
+                    row.cells[COL_CLAIMED] += &format!(" [{n}]");
+                }
+                row.cells
+            })
+            .collect();
         s += &md_table(&RESULT_HEADER, &rows, &RESULT_NUMERIC);
         s.push('\n');
+        for (i, source) in view.sources.iter().enumerate() {
+            s += &format!("{}. Claims from {}\n", i + 1, md(source));
+        }
+        if !view.sources.is_empty() {
+            s.push('\n');
+        }
     }
     if !view.bands.is_empty() {
         s += "#### Sensitivity sweeps\n\n";

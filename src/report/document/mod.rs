@@ -129,20 +129,34 @@ struct ExperimentView<'a> {
     rows: Vec<&'a ResultRow>,
     /// Its sweep bands grouped by protocol: (numeral + id, bands).
     bands: Vec<(String, Vec<SweepBand>)>,
+    /// One box per distinct not-run reason of its rows.
+    notes: Vec<format::NotRunNote>,
+    /// The distinct sources of its claims, numbered from 1 under its results table.
+    sources: Vec<String>,
 }
 
-/// One view per described experiment, in the report's order, then one per experiment that only
-/// rows name.
-fn experiment_views(report: &AuditReport) -> Vec<ExperimentView<'_>> {
-    let build = |info: Option<&'_ ExperimentInfo>, name: &str| {
+impl ExperimentView<'_> {
+    /// Rows with a measured top-1 or top-5 error.
+    fn measured_rows(&self) -> usize {
+        self.rows.iter().filter(|r| r.top1.is_some() || r.top5.is_some()).count()
+    }
+}
+
+/// One view per experiment: what was measured first (most measured rows first, a reader's
+/// question is answered by those), ties in the report's order; an experiment that only rows name
+/// gets a view too, so no result is dropped.
+fn experiment_views<'a>(report: &'a AuditReport) -> Vec<ExperimentView<'a>> {
+    let build = |info: Option<&'a ExperimentInfo>, name: &'a str| -> ExperimentView<'a> {
         let rows: Vec<&ResultRow> = report.rows.iter().filter(|r| r.experiment == name).collect();
         let bands: Vec<SweepBand> = report.bands.iter().filter(|b| b.experiment == name).cloned().collect();
-        (ordered_rows(&rows), bands_by_protocol(info, &bands))
+        let rows = ordered_rows(&rows);
+        let notes = format::not_run_notes(&rows);
+        let sources = format::claim_sources(&rows);
+        ExperimentView { info, name, bands: bands_by_protocol(info, &bands), rows, notes, sources }
     };
     let mut views = Vec::new();
     for exp in &report.experiments {
-        let (rows, bands) = build(Some(exp), &exp.name);
-        views.push(ExperimentView { info: Some(exp), name: &exp.name, rows, bands });
+        views.push(build(Some(exp), &exp.name));
     }
     // Rows whose experiment is not described still get a section, so no result is dropped.
     let mut orphans: Vec<&str> = Vec::new();
@@ -152,9 +166,10 @@ fn experiment_views(report: &AuditReport) -> Vec<ExperimentView<'_>> {
         }
     }
     for name in orphans {
-        let (rows, bands) = build(None, name);
-        views.push(ExperimentView { info: None, name, rows, bands });
+        views.push(build(None, name));
     }
+    // Stable: equal counts keep the report's order.
+    views.sort_by_key(|v| std::cmp::Reverse(v.measured_rows()));
     views
 }
 
@@ -385,7 +400,8 @@ mod tests {
         for tag in &svg_tags {
             assert!(tag.contains("width=\"100%\"") && !tag.contains("height="), "{tag}");
         }
-        assert!(html.contains("<figure>") && html.contains("<figcaption>"));
+        assert!(html.contains("<figure aria-label=\"Claimed vs measured\">") && html.contains("<figcaption>"));
+        assert!(!html.contains("<h3>Claimed vs measured</h3>"), "the chart draws its title itself: once");
         assert!(html.contains("</svg>"));
     }
 
@@ -403,11 +419,18 @@ mod tests {
         assert!(html.contains("class=\"not-run-box\""));
         assert!(esc(FIX).contains("IMAGENET_VAL") && esc(FIX).contains("resnet-audit convert caffe "));
         // The drift row: listed up front and coloured in its table.
-        assert!(html.contains("<td class=\"status drift\">drift</td>"));
+        assert!(html.contains("<td class=\"status drift\" data-label=\"status\">drift</td>"));
         assert!(html.contains("ten-crop: top-1 23.50 vs claimed 22.85 (Δ +0.65)"));
-        assert!(html.contains("<td class=\"status reproduced\">reproduced</td>"));
-        assert!(html.contains("<td class=\"status measured\">measured</td>"));
-        assert!(html.contains("<td class=\"status notrun\">not run<span class=\"why\">"));
+        assert!(html.contains("<td class=\"status reproduced\" data-label=\"status\">reproduced</td>"));
+        assert!(html.contains("<td class=\"status measured\" data-label=\"status\">measured</td>"));
+        // A not-run row points at its experiment's box instead of repeating the reason.
+        assert!(html.contains(
+            "<td class=\"status notrun\" data-label=\"status\">not run <a href=\"#exp-demo-fix-1\">(fix 1)</a></td>"
+        ));
+        assert!(html.contains("id=\"exp-demo-fix-1\""));
+        // The claim's source as a numbered note under the table, not a column.
+        assert!(html.contains("<li id=\"exp-demo-source-1\">Claims from <a href="));
+        assert!(html.contains("24.58 / —<sup><a href=\"#exp-demo-source-1\""));
         // The SHA shortened, the full one in a title.
         assert!(html.contains(
             "<code title=\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\">0123456789ab</code>"
@@ -420,15 +443,18 @@ mod tests {
         write_svgs(dir.path());
         let (md, _) = written(dir.path());
         assert!(md.contains(
-            "| model | protocol | setting | top-1 err % [95% CI] | top-5 err % [95% CI] | claimed top-1 / top-5 \
-             | Δ top-1 / top-5 | tolerance | status | images | skipped | GMACs/image | source |"
+            "| model | protocol | top-1 err % [95% CI] | top-5 err % [95% CI] | claimed top-1 / top-5 \
+             | Δ top-1 / top-5 (tolerance) | status | images | GMACs/image |"
         ));
-        let reproduced = "| resnet50\\<b>& | (i) center-crop | as written | 24.70 [24.32, 25.08] | 8.23 [7.85, 8.61] \
-                          | 24.58 / — | +0.12 / — | ±0.20 | reproduced |";
+        let reproduced = "| resnet50\\<b>& | (i) center-crop | 24.70 [24.32, 25.08] | 8.23 [7.85, 8.61] \
+                          | 24.58 / — [1] | +0.12 / — (±0.20) | reproduced | 50,000 | 4.09 |";
         assert!(md.contains(reproduced), "{md}");
-        assert!(md.contains("| 50,000 | 0 | 4.09 |"));
-        assert!(md.contains("| — / 5.70 | — / +0.30 | ±0.50 | reproduced |"), "ensemble row");
+        assert!(md.contains("| (i) center-crop [interpolation=bicubic] |"), "sweep setting under its protocol");
+        assert!(md.contains("| — / 5.70 [1] | — / +0.30 (±0.50) | reproduced |"), "ensemble row");
         assert!(md.contains("| 1230 |"), "GMACs to 3 significant digits");
+        assert!(md.contains("1. Claims from https://github.com/KaimingHe/deep-residual-networks#results"));
+        assert!(md.contains("| not run (fix 1) |"));
+        assert!(md.contains("> **⚠ Not run (fix 1).** Rows: resnet101: (iii) fcn-multiscale."));
         assert!(md.contains("![Claimed vs measured](claimed-vs-measured.png)"));
         assert!(md.contains("([SVG](claimed-vs-measured.svg))"));
         assert!(md.contains("### Experiment [demo](experiments/demo.yaml)"));
@@ -437,6 +463,60 @@ mod tests {
         assert!(md.contains("band 24.10–25.40 top-1 error over the protocol as written and its 2 sweep settings"));
         assert!(md.contains("Claimed 24.58 lies inside the band."));
     }
+
+    #[test]
+    fn experiments_with_measurements_come_first_whatever_the_input_order() {
+        let mut report = sample();
+        report.experiments.reverse(); // caffe-paper (nothing measured) first
+        let views = experiment_views(&report);
+        let names: Vec<&str> = views.iter().map(|v| v.name).collect();
+        assert_eq!(names, ["demo", "caffe-paper"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        write_html(&report, dir.path()).expect("html");
+        let html = std::fs::read_to_string(dir.path().join("report.html")).expect("read");
+        let position = |id: &str| html.find(&format!("<section class=\"experiment\" id=\"{id}\">")).expect(id);
+        assert!(position("exp-demo") < position("exp-caffe-paper"));
+    }
+
+    #[test]
+    fn one_not_run_box_per_reason_not_one_reason_per_row() {
+        let mut report = sample();
+        // Three more caffe-paper rows with the same reason as the first.
+        let first = report.rows.iter().position(|r| r.experiment == "caffe-paper").expect("caffe row");
+        for protocol in ["ten-crop", "fcn", "ensemble"] {
+            let mut r = report.rows[first].clone();
+            r.protocol = protocol.into();
+            report.rows.push(r);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        write_html(&report, dir.path()).expect("html");
+        write_markdown(&report, dir.path()).expect("md");
+        let html = std::fs::read_to_string(dir.path().join("report.html")).expect("read");
+        let md = std::fs::read_to_string(dir.path().join("report.md")).expect("read");
+        assert_eq!(html.matches(&esc(FIX)).count(), 1, "the fix once, in its box");
+        assert_eq!(md.matches(FIX).count(), 1, "the fix once, in its box");
+        assert_eq!(html.matches("href=\"#exp-caffe-paper-fix-1\"").count(), 4, "every row points at it");
+        assert!(html.contains("This experiment was not evaluated."));
+    }
+
+    /// The results table's columns are few enough for a 1400 px screen, and each cell carries its
+    /// column's name for the phone layout.
+    #[test]
+    fn result_cells_carry_their_labels_for_the_stacked_layout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        let (_, html) = written(dir.path());
+        assert!(format::RESULT_HEADER.len() <= 9);
+        for label in format::RESULT_HEADER {
+            assert!(html.contains(&format!("data-label=\"{}\"", esc(label))), "{label}");
+        }
+        assert!(html.contains("<table class=\"stack\">"));
+        assert!(CSS_HAS_PHONE_LAYOUT.iter().all(|rule| html.contains(rule)), "phone rules inline");
+    }
+
+    const CSS_HAS_PHONE_LAYOUT: [&str; 2] = ["@media (max-width: 700px)", "content: attr(data-label)"];
 
     #[test]
     fn missing_svg_is_an_error_naming_it() {
