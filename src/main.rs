@@ -46,7 +46,7 @@ fn print_audit_cost(paths: &[std::path::PathBuf], limit: Option<usize>) {
             let images =
                 cost.images.map_or(format!("{} images assumed", plan::ASSUMED_IMAGES), |n| format!("{n} images"));
             eprintln!(
-                "audit: {}: {:.0} ResNet-50-equivalent passes per image, {:.3e} in all ({images}; `resnet-audit plan` estimates the hours)",
+                "audit: {}: {:.3} ResNet-50-equivalent passes per image, {:.3e} in all ({images}; `resnet-audit plan` estimates the hours)",
                 file.display(),
                 cost.total_resnet50_passes(),
                 cost.total_passes()

@@ -236,7 +236,7 @@ impl fmt::Display for Plan {
         }
         write!(
             f,
-            "total: {:.0} ResNet-50-equivalent passes per image, {:.3e} in all",
+            "total: {:.3} ResNet-50-equivalent passes per image, {:.3e} in all",
             self.total_resnet50_passes(),
             self.total_passes()
         )?;
