@@ -45,16 +45,18 @@ log "cluster up after ${SECONDS}s"
 # JobState of a job (for an array, of every task: one per line). Empty when Slurm forgot it.
 job_states() { scontrol -o show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
 
-# Waits until every task of job $1 has left the pending/running states; fails past JOB_TIMEOUT.
-wait_finished() { # JOBID WHAT
-  local deadline=$((SECONDS + JOB_TIMEOUT)) states
+# Waits until every task of job $1 has left the pending/running states; fails past TIMEOUT
+# seconds (default JOB_TIMEOUT).
+wait_finished() { # JOBID WHAT [TIMEOUT]
+  local timeout="${3:-$JOB_TIMEOUT}"
+  local deadline=$((SECONDS + timeout)) states
   while :; do
     states="$(job_states "$1")"
     [ -n "$states" ] || fail "$2 (job $1) is unknown to Slurm"
     if ! grep -qE '^(PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED|REQUEUED|RESIZING)$' <<<"$states"; then
       return
     fi
-    [ "$SECONDS" -lt "$deadline" ] || fail "$2 (job $1) not finished after ${JOB_TIMEOUT}s: $(tr '\n' ' ' <<<"$states")"
+    [ "$SECONDS" -lt "$deadline" ] || fail "$2 (job $1) not finished after ${timeout}s: $(tr '\n' ' ' <<<"$states")"
     sleep 0.5
   done
 }
@@ -102,7 +104,7 @@ WORK="$CLUSTER_DIR/audit"
 mkdir -p "$WORK"
 
 # Waits for job $1 like wait_finished, with the audit's longer limit.
-wait_audit() { JOB_TIMEOUT="$AUDIT_TIMEOUT" wait_finished "$@"; }
+wait_audit() { wait_finished "$1" "$2" "$AUDIT_TIMEOUT"; }
 
 # Requires the merged tables of report $1 to equal the single-process ones byte for byte (the
 # report's manifest and date may differ; the tables may not).
