@@ -92,7 +92,7 @@ pub enum EngineError {
     #[error("settings: {field} must be at least 1")]
     ZeroSetting { field: &'static str },
     #[error("{0}")]
-    Missing(MissingChunks),
+    Missing(Box<MissingChunks>),
 }
 
 /// Why one image could not be turned into views (with `on_bad_image: skip`, the text is stored
@@ -227,12 +227,12 @@ fn complete(
             compute_chunks(scorer, task, settings, store, &chunks, todo, &mut done, &task.label, total, already)?;
         }
         None if !todo.is_empty() => {
-            return Err(EngineError::Missing(MissingChunks {
+            return Err(EngineError::Missing(Box::new(MissingChunks {
                 missing: todo,
                 chunks: chunks.len(),
                 shard_count: store.shard_count(&task.key, settings.chunk_size),
                 parts_dir: store.parts_dir(&task.key, settings.chunk_size),
-            }));
+            })));
         }
         None => {}
     }
