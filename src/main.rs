@@ -184,6 +184,14 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             print!("{}", eval::run(&loaded, &options)?);
         }
         Command::Plan { experiment, images_per_second, limit } => {
+            if resnet_audit::experiment::is_training_experiment(&experiment) {
+                // Its cost is its recipe's epochs, not test-time passes.
+                println!(
+                    "{}: a training experiment: its cost is its recipe's epochs (see `train`)",
+                    experiment.display()
+                );
+                return Ok(Outcome::Done);
+            }
             let loaded = LoadedExperiment::read(&experiment)?;
             let speed = Some(images_per_second.map_or(plan::Speed::Calibrate, plan::Speed::Given));
             print!("{}", plan::plan(&loaded, limit, speed)?);

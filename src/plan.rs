@@ -241,6 +241,7 @@ impl fmt::Display for Plan {
             self.total_passes()
         )?;
         match self.total_hours() {
+            Some(hours) if hours < 1.0 => writeln!(f, ", about {:.1} minutes", hours * 60.0),
             Some(hours) => writeln!(f, ", about {hours:.1} hours"),
             None => writeln!(f),
         }

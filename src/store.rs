@@ -287,7 +287,12 @@ impl ResultStore {
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        fs::rename(path, &target).map_err(io(path))?;
+        match fs::rename(path, &target) {
+            Ok(()) => {}
+            // Another process (a shard, whose stray files every shard sees) moved it first.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(target),
+            Err(error) => return Err(StoreError::Io { path: path.to_path_buf(), error }),
+        }
         eprintln!(
             "warning: store file {} cannot be used: {reason}; moved to {} and computed again",
             path.display(),
