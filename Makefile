@@ -27,8 +27,10 @@ fuzz:
 
 # A real one-node Slurm (Debian's slurm-wlm and munge, installed when absent; needs root, no
 # systemd): an array job, a merge job that depends on it, a job cancelled and resubmitted.
-# Every daemon and file lives under one temp dir and is stopped/removed at the end (about 20 s).
-slurm-test:
+# Every daemon and file lives under one temp dir and is stopped/removed at the end. Then the demo
+# audit sharded 4 ways through `resnet-audit slurm --submit` must merge to the single-process tables,
+# byte for byte, also with a shard cancelled and resubmitted (about 4 minutes on 2 cores).
+slurm-test: build
 	tests/slurm/run.sh
 
 # Throughput on this machine (not a test): ResNet-50 forward (ours, candle's plain path, and

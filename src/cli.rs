@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use resnet_audit::device::DeviceKind;
+use resnet_audit::eval::RunMode;
 use resnet_audit::model::Backend;
+use resnet_audit::shard::Shard;
 
 #[derive(Parser)]
 #[command(name = "resnet-audit", version = resnet_audit::version::VERSION, about = "Audit published ResNet results under explicit test protocols")]
@@ -113,7 +115,105 @@ pub enum Command {
         /// Also write the results table (the columns of the audit's results.csv) to FILE
         #[arg(long, value_name = "FILE")]
         results_file: Option<PathBuf>,
+        #[command(flatten)]
+        split: SplitArgs,
     },
+    /// Per (model, protocol[, sweep setting]) of an experiment (as `audit` runs it), how many
+    /// chunks are stored: the progress of a run or of its shards.
+    Status {
+        /// The experiment YAML
+        experiment: PathBuf,
+        /// As given to the run (a quick run is stored separately)
+        #[arg(long, value_name = "N", value_parser = positive)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        /// Where per-image results are stored
+        #[arg(long, default_value = "reports/store")]
+        store: PathBuf,
+    },
+    /// The cost of an experiment before it runs: per (model, protocol[, sweep setting]) forward
+    /// passes and multiply-adds per image, images, and estimated hours on this machine (from a
+    /// short calibration pass) or at a given speed; then the total.
+    Plan {
+        /// The experiment YAML
+        experiment: PathBuf,
+        /// ResNet-50-equivalent images per second of the machine that will run it (e.g. a GPU's),
+        /// instead of calibrating on this one
+        #[arg(long, value_name = "RATE")]
+        images_per_second: Option<f64>,
+        /// As given to the run
+        #[arg(long, value_name = "N", value_parser = positive)]
+        limit: Option<usize>,
+    },
+    /// Write (and with --submit, submit) a Slurm job for an experiment: an array of N shards
+    /// (`audit --shard $SLURM_ARRAY_TASK_ID/N`) and a merge job that runs after all of them
+    /// succeeded (`--dependency=afterok`) and writes the report.
+    Slurm(SlurmArgs),
+}
+
+/// Splitting a run: one shard of it, or the merge of stored shards.
+#[derive(Args, Clone, Copy)]
+pub struct SplitArgs {
+    /// Compute only shard K of N (K from 0): its chunks of every result, stored as parts; no
+    /// rows or report (a plain run afterwards merges)
+    #[arg(long, value_name = "K/N", conflicts_with = "no_compute")]
+    pub shard: Option<Shard>,
+    /// Compute nothing: every result must be stored, whole or in the parts of shards; a missing
+    /// part is an error naming the shard to rerun
+    #[arg(long)]
+    pub no_compute: bool,
+}
+
+impl SplitArgs {
+    pub fn mode(self) -> RunMode {
+        match (self.shard, self.no_compute) {
+            (Some(shard), _) => RunMode::Shard(shard),
+            (None, true) => RunMode::StoredOnly,
+            (None, false) => RunMode::Complete,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct SlurmArgs {
+    /// The experiment YAML
+    pub experiment: PathBuf,
+    /// Array tasks (shards)
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub shards: usize,
+    /// The merge job's report folder
+    #[arg(long, default_value = "reports/latest")]
+    pub out: PathBuf,
+    /// The store every shard and the merge share (on a file system all nodes see)
+    #[arg(long, default_value = "reports/store")]
+    pub store: PathBuf,
+    /// Where the scripts and the jobs' logs go [default: <out>/slurm]
+    #[arg(long)]
+    pub scripts: Option<PathBuf>,
+    /// At most N images (a quick run; stored separately)
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Wall-clock limit per task, in Slurm's format (e.g. 04:00:00)
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Cores per task (the task's threads follow it)
+    #[arg(long, value_parser = positive)]
+    pub cpus_per_task: Option<usize>,
+    #[arg(long, value_parser = positive)]
+    pub gpus_per_task: Option<usize>,
+    #[arg(long)]
+    pub account: Option<String>,
+    /// An extra `#SBATCH` line for both jobs (repeatable), e.g. --sbatch=--qos=long
+    #[arg(long = "sbatch", value_name = "OPTION", allow_hyphen_values = true)]
+    pub extra: Vec<String>,
+    /// Submit both jobs with sbatch and print their ids
+    #[arg(long)]
+    pub submit: bool,
 }
 
 #[derive(Args)]
@@ -132,6 +232,8 @@ pub struct AuditArgs {
     pub limit: Option<usize>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+    #[command(flatten)]
+    pub split: SplitArgs,
 }
 
 /// `convert <file> --out <x.safetensors>`, or a format's own subcommand.

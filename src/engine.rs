@@ -2,7 +2,8 @@
 //! a thread pool while the previous chunk runs through the model; views of equal shape are
 //! batched together; every finished chunk is stored before the next, so memory is bounded by the
 //! chunk size and an interrupted run resumes where it stopped. Chunk boundaries and batches
-//! depend only on the image list and the settings, so every run gives the same numbers.
+//! depend only on the image list and the settings, so every run gives the same numbers, and a
+//! run can be split over processes or hosts chunk by chunk (`crate::shard`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use crate::model::{DenseWindow, ResNet};
 use crate::progress::Progress;
 use crate::protocol::views::prepare_within;
 use crate::protocol::{combine, Head, ProtocolError, ProtocolSpec, ViewGroup};
+use crate::shard::{MissingChunks, Shard};
 use crate::store::{ImageResult, Lookup, ResultStore, Scored, StoreError, StoreKey};
 use crate::transform::Normalizer;
 
@@ -87,6 +89,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("settings: {field} must be at least 1")]
     ZeroSetting { field: &'static str },
+    #[error("{0}")]
+    Missing(Box<MissingChunks>),
 }
 
 /// Why one image could not be turned into views (with `on_bad_image: skip`, the text is stored
@@ -128,15 +132,79 @@ pub fn evaluate(
     settings: &Settings,
     store: &ResultStore,
 ) -> Result<Vec<ImageResult>, EngineError> {
+    complete(Some(scorer), task, settings, store)
+}
+
+/// Results for every sample from the store alone (the merge after shards): the complete result,
+/// or every part of it, which then becomes the complete result. Computes nothing: a missing
+/// chunk is an error naming the shard that owns it.
+pub fn merge_stored(task: &Task, settings: &Settings, store: &ResultStore) -> Result<Vec<ImageResult>, EngineError> {
+    complete(None, task, settings, store)
+}
+
+/// What one shard did for one (model, protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardProgress {
+    /// Chunks this shard owns.
+    pub owned: usize,
+    /// Of those, computed by this run (the rest were stored already).
+    pub computed: usize,
+    /// Chunks of the whole result.
+    pub chunks: usize,
+}
+
+/// Computes the chunks `shard` owns that are not stored yet and writes them as parts under the
+/// full key; never writes the complete result. Takes no lock: no other shard owns these chunks,
+/// and a part written twice has the same bytes.
+pub fn evaluate_shard(
+    scorer: &Scorer,
+    task: &Task,
+    settings: &Settings,
+    store: &ResultStore,
+    shard: Shard,
+) -> Result<ShardProgress, EngineError> {
+    check_settings(settings)?;
+    let chunks: Vec<&[Sample]> = task.samples.chunks(settings.chunk_size).collect();
+    let owned: Vec<usize> = (0..chunks.len()).filter(|&i| shard.owns(i)).collect();
+    if let Lookup::Found(_) = store.load(&task.key, Some(task.samples))? {
+        return Ok(ShardProgress { owned: owned.len(), computed: 0, chunks: chunks.len() });
+    }
+    if !owned.is_empty() {
+        store.record_shard_count(&task.key, settings.chunk_size, shard.count)?;
+    }
+    let mut done: BTreeMap<usize, Vec<ImageResult>> =
+        store.load_parts_where(&task.key, settings.chunk_size, &chunks, |i| shard.owns(i))?.into_iter().collect();
+    let todo: Vec<usize> = owned.iter().copied().filter(|i| !done.contains_key(i)).collect();
+    let computed = todo.len();
+    let owned_images: usize = owned.iter().map(|&i| chunks[i].len()).sum();
+    let already: usize = done.values().map(Vec::len).sum();
+    let label = format!("{} (shard {shard})", task.label);
+    compute_chunks(scorer, task, settings, store, &chunks, todo, &mut done, &label, owned_images, already)?;
+    Ok(ShardProgress { owned: owned.len(), computed, chunks: chunks.len() })
+}
+
+fn check_settings(settings: &Settings) -> Result<(), EngineError> {
     for (field, value) in [("batch_size", settings.batch_size), ("chunk_size", settings.chunk_size)] {
         if value == 0 {
             return Err(EngineError::ZeroSetting { field });
         }
     }
+    Ok(())
+}
+
+/// The complete result: stored, or assembled from stored parts and (with a scorer) the chunks
+/// computed here.
+fn complete(
+    scorer: Option<&Scorer>,
+    task: &Task,
+    settings: &Settings,
+    store: &ResultStore,
+) -> Result<Vec<ImageResult>, EngineError> {
+    check_settings(settings)?;
     if let Lookup::Found(results) = store.load(&task.key, Some(task.samples))? {
         return Ok(results);
     }
-    // Computing needs the key's lock: a second process on this store waits here, then finds the
+    // Completing needs the key's lock: a second process on this store waits here, then finds the
     // result the first one stored, instead of computing it twice.
     let _lock = store.lock(&task.key)?;
     match store.load(&task.key, Some(task.samples))? {
@@ -150,14 +218,46 @@ pub fn evaluate(
     let mut done: BTreeMap<usize, Vec<ImageResult>> =
         store.load_parts(&task.key, settings.chunk_size, &chunks)?.into_iter().collect();
     let todo: Vec<usize> = (0..chunks.len()).filter(|i| !done.contains_key(i)).collect();
-    let already: usize = done.values().map(Vec::len).sum();
-    let mut progress = Progress::new(&task.label, task.samples.len(), already);
+    match scorer {
+        Some(scorer) => {
+            let already: usize = done.values().map(Vec::len).sum();
+            let total = task.samples.len();
+            compute_chunks(scorer, task, settings, store, &chunks, todo, &mut done, &task.label, total, already)?;
+        }
+        None if !todo.is_empty() => {
+            return Err(EngineError::Missing(Box::new(MissingChunks {
+                missing: todo,
+                chunks: chunks.len(),
+                shard_count: store.shard_count(&task.key, settings.chunk_size),
+                parts_dir: store.parts_dir(&task.key, settings.chunk_size),
+            })));
+        }
+        None => {}
+    }
+    let results: Vec<ImageResult> = done.into_values().flatten().collect();
+    store.finish(&task.key, &results, &task.description)?;
+    Ok(results)
+}
 
+/// Computes the chunks `todo` in order, storing each as a part as soon as it is done.
+#[allow(clippy::too_many_arguments)] // one private call shape for both callers
+fn compute_chunks(
+    scorer: &Scorer,
+    task: &Task,
+    settings: &Settings,
+    store: &ResultStore,
+    chunks: &[&[Sample]],
+    todo: Vec<usize>,
+    done: &mut BTreeMap<usize, Vec<ImageResult>>,
+    label: &str,
+    total: usize,
+    already: usize,
+) -> Result<(), EngineError> {
+    let mut progress = Progress::new(label, total, already);
     std::thread::scope(|scope| -> Result<(), EngineError> {
         // One prepared chunk waits while the model runs on the current one: decoding overlaps
         // the forward passes, and memory stays at about two chunks.
         let (sender, receiver) = sync_channel::<(usize, Vec<Prepared>)>(1);
-        let chunks = &chunks;
         scope.spawn(move || {
             for index in todo {
                 let prepared = chunks[index]
@@ -178,10 +278,7 @@ pub fn evaluate(
         Ok(())
     })?;
     progress.finish();
-
-    let results: Vec<ImageResult> = done.into_values().flatten().collect();
-    store.finish(&task.key, &results, &task.description)?;
-    Ok(results)
+    Ok(())
 }
 
 type Prepared = Result<Vec<ViewGroup>, ImageError>;

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
+use candle_core::{DType, Device};
 use serde_json::json;
 
 use crate::dataset::{resolve_path, Dataset, DatasetError, Sample};
 use crate::device::{DeviceError, DeviceKind};
-use crate::engine::{self, EngineError, Scorer, Task};
+use crate::engine::{self, EngineError, Scorer, ShardProgress, Task};
 use crate::experiment::{LoadedExperiment, ModelEntry, UnknownInput};
 use crate::inspect::{inspect, InspectError, StrideEvidence};
 use crate::metrics::{mcnemar_exact, McNemar};
@@ -19,6 +19,7 @@ use crate::protocol::ensemble::{self, EnsembleError};
 use crate::protocol::sweep::{self, SweepError, SweepVariant};
 use crate::protocol::ProtocolSpec;
 use crate::scoring::{ErrorRates, LabelSet};
+use crate::shard::Shard;
 use crate::store::{image_list_sha256, ImageResult, ResultStore, StoreKey};
 use crate::transform::{InputSpec, MeanSpec, NormalizeError, Normalizer};
 use crate::weights::{load_resnet, HubSettings, LoadOptions, WeightsError, WeightsFile, WeightsSource};
@@ -81,6 +82,36 @@ pub struct EvalOptions {
     pub store_dir: PathBuf,
     /// Also every other setting of the selected protocols' sweeps, as protocols `<id>.sweep<k>`.
     pub sweeps: bool,
+    /// Compute everything, one shard, nothing (merge), or only count what is stored.
+    pub mode: RunMode,
+}
+
+/// How much of the work a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunMode {
+    /// Compute what is not stored, then the complete results, rows and comparisons.
+    #[default]
+    Complete,
+    /// Compute only this shard's chunks of every result and store them as parts: no complete
+    /// results, rows, ensembles or comparisons (a later run merges).
+    Shard(Shard),
+    /// Compute nothing: complete results from the stored parts (the merge after shards); a
+    /// missing chunk is an error naming the shard to rerun.
+    StoredOnly,
+    /// Compute and write nothing: how many chunks of each result are stored.
+    Status,
+}
+
+/// How far one (model, protocol) result is, for `status` and for a shard's summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProgress {
+    pub model: String,
+    pub protocol: String,
+    /// Chunks stored (all of them once the complete result is).
+    pub stored: usize,
+    pub chunks: usize,
+    /// For a shard: what it owned and computed in this run.
+    pub shard: Option<(Shard, ShardProgress)>,
 }
 
 /// One (model, protocol) result.
@@ -142,6 +173,8 @@ pub struct EvalReport {
     pub paired: Vec<Paired>,
     /// Choices a reader must know about (e.g. how a mean image met other view sizes).
     pub notes: Vec<String>,
+    /// Per (model, protocol), for a shard or `status` (which produce no rows).
+    pub progress: Vec<KeyProgress>,
 }
 
 /// A model ready to run.
@@ -249,9 +282,15 @@ pub fn evenly_spaced(samples: &[Sample], n: usize) -> Vec<Sample> {
 }
 
 /// Everything the stored numbers depend on: its hash is the store key.
-fn describe(model: &LoadedModel, protocol: &ProtocolSpec, dataset: &Dataset, samples: &[Sample]) -> serde_json::Value {
+fn describe(
+    model: &LoadedModel,
+    protocol: &ProtocolSpec,
+    dataset: &Dataset,
+    samples: &[Sample],
+    device: DeviceKind,
+) -> serde_json::Value {
     let ids = image_list_sha256(samples.iter().map(|s| (s.id.as_str(), s.label)));
-    json!({
+    let mut description = json!({
         "weights_sha256": model.weights_sha256,
         "architecture": model.config,
         // The two paths agree to ~1e-6, not bit for bit: results are kept apart.
@@ -263,7 +302,25 @@ fn describe(model: &LoadedModel, protocol: &ProtocolSpec, dataset: &Dataset, sam
         "dataset_fingerprint": dataset.fingerprint(),
         "images": samples.len(),
         "image_list_sha256": ids,
-    })
+    });
+    record_placement(&mut description, device, COMPUTE_DTYPE);
+    description
+}
+
+/// The precision every model computes in today (weights and activations).
+pub const COMPUTE_DTYPE: DType = DType::F32;
+
+/// Adds where and in what precision the numbers were computed to a key's description, so that
+/// results of a GPU node and a CPU node, or of another precision, are stored apart. CPU and f32
+/// are left out (their absence means them): every key written before these fields existed was a
+/// CPU f32 one, and keeping its hash keeps its stored results valid.
+pub fn record_placement(description: &mut serde_json::Value, device: DeviceKind, dtype: DType) {
+    if device != DeviceKind::Cpu {
+        description["device"] = json!(device);
+    }
+    if dtype != DType::F32 {
+        description["dtype"] = json!(dtype.as_str());
+    }
 }
 
 fn select<'a>(all: Vec<&'a str>, wanted: &[String], what: &'static str) -> Result<Vec<&'a str>, EvalError> {
@@ -356,6 +413,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     });
     let mut computed: BTreeMap<(String, String), Vec<ImageResult>> = BTreeMap::new();
     let mut rows = Vec::new();
+    let mut progress = Vec::new();
     for (model_id, protocol_id) in pairs {
         let model = &models[model_id];
         let variant = variant_ids.iter().position(|id| id == protocol_id).map(|i| &variants[i]);
@@ -363,7 +421,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             Some(variant) => &variant.spec,
             None => experiment.protocol(protocol_id).ok_or_else(|| unknown("protocol", protocol_id, &all_protocols))?,
         };
-        let description = describe(model, protocol, &dataset, &samples);
+        let description = describe(model, protocol, &dataset, &samples, options.device);
         let scorer = Scorer {
             model: &model.model,
             normalizer: &model.normalizer,
@@ -379,13 +437,46 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             description,
         };
         let engine_err = |error| EvalError::Engine { model: model_id.into(), protocol: protocol_id.into(), error };
-        let results = engine::evaluate(&scorer, &task, &settings, &store).map_err(engine_err)?;
+        let chunks = samples.len().div_ceil(settings.chunk_size.max(1));
+        let results = match options.mode {
+            RunMode::Complete => engine::evaluate(&scorer, &task, &settings, &store).map_err(engine_err)?,
+            RunMode::StoredOnly => engine::merge_stored(&task, &settings, &store).map_err(engine_err)?,
+            RunMode::Shard(shard) => {
+                let done = engine::evaluate_shard(&scorer, &task, &settings, &store, shard).map_err(engine_err)?;
+                let stored = store.stored_chunks(&task.key, settings.chunk_size, chunks);
+                let stored = stored.map_err(|e| engine_err(EngineError::Store(e)))?;
+                progress.push(KeyProgress {
+                    model: model_id.into(),
+                    protocol: protocol_id.into(),
+                    stored,
+                    chunks,
+                    shard: Some((shard, done)),
+                });
+                continue;
+            }
+            RunMode::Status => {
+                let stored = store.stored_chunks(&task.key, settings.chunk_size, chunks);
+                let stored = stored.map_err(|e| engine_err(EngineError::Store(e)))?;
+                progress.push(KeyProgress {
+                    model: model_id.into(),
+                    protocol: protocol_id.into(),
+                    stored,
+                    chunks,
+                    shard: None,
+                });
+                continue;
+            }
+        };
         if model_ids.contains(&model_id) && (protocol_ids.contains(&protocol_id) || variant.is_some()) {
             let mut row = Row::new(model_id, protocol_id, protocol.summary(), results.clone(), &labels);
             row.sweep = variant.cloned();
             rows.push(row);
         }
         computed.insert((model_id.to_string(), protocol_id.to_string()), results);
+    }
+    if matches!(options.mode, RunMode::Shard(_) | RunMode::Status) {
+        // Parts only: ensembles, comparisons and rows need complete results (the merge's job).
+        ensembles.clear();
     }
     for (id, e) in ensembles {
         let members: Vec<(String, Vec<ImageResult>)> = e
@@ -420,6 +511,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         rows,
         paired,
         notes,
+        progress,
     })
 }
 
@@ -452,6 +544,10 @@ fn percent_with_interval(p: &crate::metrics::Proportion) -> String {
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "dataset: {} ({} images evaluated)", self.dataset, self.images)?;
+        if self.rows.is_empty() && !self.progress.is_empty() {
+            // A shard or `status`: progress only (below).
+            return self.fmt_progress(f);
+        }
         writeln!(f, "errors in %, with Wilson 95% intervals")?;
         let width = self.rows.iter().map(|r| r.model.len() + r.protocol.len() + 1).max().unwrap_or(0).max(16);
         writeln!(
@@ -492,6 +588,7 @@ impl fmt::Display for EvalReport {
         for note in &self.notes {
             writeln!(f, "note: {note}")?;
         }
+        self.fmt_progress(f)?;
         if !self.paired.is_empty() {
             writeln!(f, "paired top-1 comparisons (McNemar exact test on the images both scored):")?;
             for p in &self.paired {
@@ -500,6 +597,26 @@ impl fmt::Display for EvalReport {
                     "  {}: {} vs {}: only first correct {}, only second correct {}, p = {:.3e}",
                     p.model, p.a, p.b, p.test.only_a_correct, p.test.only_b_correct, p.test.p_value
                 )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EvalReport {
+    fn fmt_progress(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for note in self.notes.iter().filter(|_| self.rows.is_empty()) {
+            writeln!(f, "note: {note}")?;
+        }
+        for p in &self.progress {
+            write!(f, "{}/{}: {}/{} chunks stored", p.model, p.protocol, p.stored, p.chunks)?;
+            match &p.shard {
+                Some((shard, done)) => writeln!(
+                    f,
+                    "; shard {shard} owns {} and computed {} of them in this run",
+                    done.owned, done.computed
+                )?,
+                None => writeln!(f)?,
             }
         }
         Ok(())

@@ -8,10 +8,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use resnet_audit::audit;
-use resnet_audit::eval::{self, EvalOptions};
+use resnet_audit::eval::{self, EvalOptions, RunMode};
 use resnet_audit::experiment::LoadedExperiment;
 use resnet_audit::import::caffe::{self, CaffeModel};
 use resnet_audit::inspect::inspect_path;
+use resnet_audit::plan;
+use resnet_audit::shard::{self, ShardOutcome};
+use resnet_audit::slurm::{self, SlurmOptions};
 use resnet_audit::train::resume::Resume;
 use resnet_audit::train::run::{summarize, train_seed_on, write_curve_chart, Recipe};
 use resnet_audit::weights::{HubSettings, WeightsSource};
@@ -30,6 +33,26 @@ fn convert_caffe(model: &std::path::Path, mean: Option<&std::path::Path>, out: &
         println!("wrote {} (mean image {:?}, BGR, 0-255)", mean_out.display(), blob.shape);
     }
     Ok(())
+}
+
+/// Before an audit starts: each experiment's total cost in ResNet-50-equivalent passes (no
+/// calibration here: `plan` estimates the hours). Best effort: a file the audit will reject is
+/// reported by the audit itself.
+fn print_audit_cost(paths: &[std::path::PathBuf], limit: Option<usize>) {
+    let Ok(files) = audit::experiment_files(paths) else { return };
+    for file in files.iter().filter(|f| !resnet_audit::experiment::is_training_experiment(f)) {
+        let Ok(loaded) = LoadedExperiment::read(file) else { continue };
+        if let Ok(cost) = plan::plan(&loaded, limit, None) {
+            let images =
+                cost.images.map_or(format!("{} images assumed", plan::ASSUMED_IMAGES), |n| format!("{n} images"));
+            eprintln!(
+                "audit: {}: {:.3} ResNet-50-equivalent passes per image, {:.3e} in all ({images}; `resnet-audit plan` estimates the hours)",
+                file.display(),
+                cost.total_resnet50_passes(),
+                cost.total_passes()
+            );
+        }
+    }
 }
 
 /// How a command ended, when it ran to the end.
@@ -97,7 +120,20 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 backend: args.runtime.backend.into(),
                 limit: args.limit,
                 command,
+                no_compute: args.split.no_compute,
             };
+            if let Some(shard) = args.split.shard {
+                // A shard stores its parts and stops: the report is the merge's.
+                for (file, outcome) in shard::audit_shard(&options, shard)? {
+                    match outcome {
+                        ShardOutcome::Computed(report) => print!("{}:\n{report}", file.display()),
+                        ShardOutcome::Skipped(why) => println!("{}: skipped: {why}", file.display()),
+                    }
+                }
+                println!("shard {shard} done; after every shard, `audit` (or `audit --no-compute`) merges");
+                return Ok(Outcome::Done);
+            }
+            print_audit_cost(&options.paths, options.limit);
             let report = audit::run(&options)?;
             use resnet_audit::report::{ClaimKind, Status};
             let count = |kind: Option<ClaimKind>, f: &dyn Fn(&Status) -> bool| {
@@ -143,7 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 if outcome.subsets > 0 { " (pass --strict-subsets to fail on those)" } else { "" }
             );
         }
-        Command::Eval { experiment, models, protocols, limit, runtime, store, sweeps, results_file } => {
+        Command::Eval { experiment, models, protocols, limit, runtime, store, sweeps, results_file, split } => {
             let loaded = LoadedExperiment::read(&experiment)?;
             let options = EvalOptions {
                 models,
@@ -153,6 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 backend: runtime.backend.into(),
                 store_dir: store.clone(),
                 sweeps,
+                mode: split.mode(),
             };
             let report = eval::run(&loaded, &options)?;
             print!("{report}");
@@ -162,6 +199,69 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
             // On stderr: stdout is the results table alone, the same for any store.
             eprintln!("per-image results (reused by the next run): {}", store.display());
+        }
+        Command::Status { experiment, limit, runtime, store } => {
+            let loaded = LoadedExperiment::read(&experiment)?;
+            // What `audit` computes: every protocol and sweep setting.
+            let options = EvalOptions {
+                models: Vec::new(),
+                protocols: Vec::new(),
+                limit,
+                device: runtime.device.into(),
+                backend: runtime.backend.into(),
+                store_dir: store,
+                sweeps: true,
+                mode: RunMode::Status,
+            };
+            print!("{}", eval::run(&loaded, &options)?);
+        }
+        Command::Plan { experiment, images_per_second, limit } => {
+            if resnet_audit::experiment::is_training_experiment(&experiment) {
+                // Its cost is its recipe's epochs, not test-time passes.
+                println!(
+                    "{}: a training experiment: its cost is its recipe's epochs (see `train`)",
+                    experiment.display()
+                );
+                return Ok(Outcome::Done);
+            }
+            let loaded = LoadedExperiment::read(&experiment)?;
+            let speed = Some(images_per_second.map_or(plan::Speed::Calibrate, plan::Speed::Given));
+            print!("{}", plan::plan(&loaded, limit, speed)?);
+        }
+        Command::Slurm(args) => {
+            let options = SlurmOptions {
+                scripts: args.scripts.clone().unwrap_or_else(|| args.out.join("slurm")),
+                experiment: args.experiment,
+                shards: args.shards,
+                out: args.out,
+                store: args.store,
+                limit: args.limit,
+                device: args.runtime.device.into(),
+                backend: args.runtime.backend.into(),
+                partition: args.partition,
+                time: args.time,
+                cpus_per_task: args.cpus_per_task,
+                gpus_per_task: args.gpus_per_task,
+                account: args.account,
+                extra: args.extra,
+                program: std::env::current_exe()?,
+            };
+            let scripts = options.write()?;
+            println!(
+                "wrote {}, {} and {}",
+                scripts.shards.display(),
+                scripts.merge.display(),
+                scripts.submit.display()
+            );
+            if args.submit {
+                let ids = slurm::submit(&scripts)?;
+                println!(
+                    "submitted shards job {} (array 0-{}) and merge job {} (afterok)",
+                    ids.shards,
+                    args.shards - 1,
+                    ids.merge
+                );
+            }
         }
     }
     Ok(Outcome::Done)

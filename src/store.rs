@@ -7,7 +7,8 @@
 //! A file is not trusted by its name: each one carries its key, its part (for a chunk) and the
 //! hash of its image list in the Parquet metadata, checked on every read. A file that cannot be
 //! read or is not what its name promises is set aside (moved under `set-aside/`, reported on
-//! stderr) and computed again. One process computes a key at a time: [`ResultStore::lock`].
+//! stderr) and computed again. One process computes a whole key at a time ([`ResultStore::lock`]);
+//! shards (`crate::shard`) each own distinct chunks of a key and write them without the lock.
 //!
 //! The store knows no correctness: what its rows mean for an error rate is `scoring`'s business.
 
@@ -210,7 +211,7 @@ pub enum Lookup {
 }
 
 /// A directory of stored results: `<dir>/<model>/<protocol>-<hash>.parquet`, with finished
-/// chunks of an unfinished run in `<protocol>-<hash>.parts-<chunk size>/`, the lock of a run in
+/// chunks of an unfinished run (or of shards) in `<protocol>-<hash>.parts-<chunk size>/`, the lock of a run in
 /// progress `<protocol>-<hash>.lock`, and files found unusable under `<dir>/set-aside/`.
 #[derive(Debug, Clone)]
 pub struct ResultStore {
@@ -222,6 +223,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 const SET_ASIDE_DIR: &str = "set-aside";
+
+/// In a parts folder: how many shards split the key (see [`ResultStore::record_shard_count`]).
+const SHARD_COUNT_FILE: &str = "shards";
+
+/// The chunk index of a part's file name (`chunk-<index>.parquet`).
+fn part_index(name: &str) -> Option<usize> {
+    name.strip_prefix("chunk-")?.strip_suffix(".parquet")?.parse().ok()
+}
 
 impl ResultStore {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -278,7 +287,12 @@ impl ResultStore {
         if let Some(parent) = target.parent() {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        fs::rename(path, &target).map_err(io(path))?;
+        match fs::rename(path, &target) {
+            Ok(()) => {}
+            // Another process (a shard, whose stray files every shard sees) moved it first.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(target),
+            Err(error) => return Err(StoreError::Io { path: path.to_path_buf(), error }),
+        }
         eprintln!(
             "warning: store file {} cannot be used: {reason}; moved to {} and computed again",
             path.display(),
@@ -296,6 +310,18 @@ impl ResultStore {
         chunk_size: usize,
         chunks: &[&[Sample]],
     ) -> Result<Vec<(usize, Vec<ImageResult>)>, StoreError> {
+        self.load_parts_where(key, chunk_size, chunks, |_| true)
+    }
+
+    /// Like [`ResultStore::load_parts`], reading (and setting aside) only the chunks `wanted`
+    /// accepts: a shard touches its own chunks only, so shards need no lock between them.
+    pub fn load_parts_where(
+        &self,
+        key: &StoreKey,
+        chunk_size: usize,
+        chunks: &[&[Sample]],
+        wanted: impl Fn(usize) -> bool,
+    ) -> Result<Vec<(usize, Vec<ImageResult>)>, StoreError> {
         let dir = self.parts_dir(key, chunk_size);
         if !dir.exists() {
             return Ok(Vec::new());
@@ -305,11 +331,13 @@ impl ResultStore {
             let path = entry.map_err(io(&dir))?.path();
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             // Temporary files of an interrupted write start with a dot; they are overwritten later.
-            if name.starts_with('.') {
+            if name.starts_with('.') || name == SHARD_COUNT_FILE {
                 continue;
             }
-            let index =
-                name.strip_prefix("chunk-").and_then(|n| n.strip_suffix(".parquet")).and_then(|n| n.parse().ok());
+            let index = part_index(&name);
+            if index.is_some_and(|i| !wanted(i)) {
+                continue;
+            }
             let Some((index, samples)) = index.and_then(|i: usize| Some((i, *chunks.get(i)?))) else {
                 self.set_aside(&path, &Unusable::StrayPart { name })?;
                 continue;
@@ -325,6 +353,41 @@ impl ResultStore {
         }
         parts.sort_by_key(|(index, _)| *index);
         Ok(parts)
+    }
+
+    /// How many chunks of `key` are stored: all of them when the complete result is there, else
+    /// the part files present (by name only: a quick count for `status`, not a check).
+    pub fn stored_chunks(&self, key: &StoreKey, chunk_size: usize, chunks: usize) -> Result<usize, StoreError> {
+        if self.final_path(key).is_file() {
+            return Ok(chunks);
+        }
+        let dir = self.parts_dir(key, chunk_size);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(StoreError::Io { path: dir, error }),
+        };
+        let mut count = 0;
+        for entry in entries {
+            let name = entry.map_err(io(&dir))?.file_name().to_string_lossy().into_owned();
+            count += usize::from(part_index(&name).is_some_and(|i| i < chunks));
+        }
+        Ok(count)
+    }
+
+    /// Records in the parts folder that shards split this key `count` ways, so that a merge
+    /// missing a part can name the shard to rerun. Every shard of one split writes the same
+    /// bytes, so concurrent writers agree.
+    pub fn record_shard_count(&self, key: &StoreKey, chunk_size: usize, count: usize) -> Result<(), StoreError> {
+        let path = self.parts_dir(key, chunk_size).join(SHARD_COUNT_FILE);
+        fsio::atomic_write(&path, format!("{count}\n").as_bytes())?;
+        Ok(())
+    }
+
+    /// The shard count recorded by [`ResultStore::record_shard_count`], if any.
+    pub fn shard_count(&self, key: &StoreKey, chunk_size: usize) -> Option<usize> {
+        let path = self.parts_dir(key, chunk_size).join(SHARD_COUNT_FILE);
+        fs::read_to_string(path).ok()?.trim().parse().ok().filter(|&n| n > 0)
     }
 
     pub fn write_part(

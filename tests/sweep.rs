@@ -300,6 +300,7 @@ fn eval_runs_the_sweep_settings_beside_the_protocol_as_written() {
             backend: resnet_audit::model::Backend::default(),
             store_dir: work.path().join(store),
             sweeps,
+            mode: Default::default(),
         };
         eval::run(&loaded, &options).unwrap_or_else(|e| panic!("{e}"))
     };

@@ -85,6 +85,8 @@ pub struct AuditOptions {
     pub limit: Option<usize>,
     /// The command line, recorded in the report.
     pub command: String,
+    /// Compute nothing: every result must be stored whole or in parts (the merge after shards).
+    pub no_compute: bool,
 }
 
 /// The experiment files named by `paths`, sorted within each folder.
@@ -112,7 +114,7 @@ pub fn experiment_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AuditError> {
 }
 
 /// Why an experiment cannot run here, when the cause is absent input rather than a mistake.
-fn absent_input(error: &EvalError) -> Option<String> {
+pub(crate) fn absent_input(error: &EvalError) -> Option<String> {
     match error {
         EvalError::Dataset(DatasetError::UnsetVariable { field, var, .. }) => Some(format!(
             "{field} needs the environment variable {var}: set {var}=/path/to/it (e.g. `make audit {var}=/data/…`)"
@@ -255,6 +257,7 @@ fn audit_experiment(
         backend: options.backend,
         store_dir: options.store_dir.clone(),
         sweeps: true,
+        mode: if options.no_compute { eval::RunMode::StoredOnly } else { eval::RunMode::Complete },
     };
     eprintln!("audit: {}", loaded.path.display());
     let sweep_error = |error| AuditError::Eval { path: loaded.path.clone(), error: Box::new(EvalError::Sweep(error)) };

@@ -80,6 +80,7 @@ pub fn audit_options(
         backend: resnet_audit::model::Backend::default(),
         limit: None,
         command: label.into(),
+        no_compute: false,
     }
 }
 

@@ -30,7 +30,7 @@ trap 'exit 130' INT TERM
 show_failure_context() {
   squeue >&2 2>/dev/null || true
   local file
-  for file in "$CLUSTER_DIR"/jobs/*.out "$CLUSTER_DIR"/log/slurmctld.log "$CLUSTER_DIR"/log/slurmd.log; do
+  for file in "$CLUSTER_DIR"/jobs/*.out "$CLUSTER_DIR"/audit/*/slurm/*.out "$CLUSTER_DIR"/log/slurmctld.log "$CLUSTER_DIR"/log/slurmd.log; do
     [ -f "$file" ] || continue
     echo "----- $file (last 20 lines) -----" >&2
     tail -n 20 "$file" >&2
@@ -45,16 +45,18 @@ log "cluster up after ${SECONDS}s"
 # JobState of a job (for an array, of every task: one per line). Empty when Slurm forgot it.
 job_states() { scontrol -o show job "$1" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
 
-# Waits until every task of job $1 has left the pending/running states; fails past JOB_TIMEOUT.
-wait_finished() { # JOBID WHAT
-  local deadline=$((SECONDS + JOB_TIMEOUT)) states
+# Waits until every task of job $1 has left the pending/running states; fails past TIMEOUT
+# seconds (default JOB_TIMEOUT).
+wait_finished() { # JOBID WHAT [TIMEOUT]
+  local timeout="${3:-$JOB_TIMEOUT}"
+  local deadline=$((SECONDS + timeout)) states
   while :; do
     states="$(job_states "$1")"
     [ -n "$states" ] || fail "$2 (job $1) is unknown to Slurm"
     if ! grep -qE '^(PENDING|CONFIGURING|RUNNING|COMPLETING|SUSPENDED|REQUEUED|RESIZING)$' <<<"$states"; then
       return
     fi
-    [ "$SECONDS" -lt "$deadline" ] || fail "$2 (job $1) not finished after ${JOB_TIMEOUT}s: $(tr '\n' ' ' <<<"$states")"
+    [ "$SECONDS" -lt "$deadline" ] || fail "$2 (job $1) not finished after ${timeout}s: $(tr '\n' ' ' <<<"$states")"
     sleep 0.5
   done
 }
@@ -93,15 +95,83 @@ if [ "$(cat "$JOBS/merged")" != "$expected_merged" ]; then
 fi
 log "array + afterok merge: ok after ${SECONDS}s"
 
-# TODO(shards): once `resnet-audit slurm` exists, this is where the real test goes:
-#   make audit (single process) into one store/report; then
-#   resnet-audit slurm experiments/demo.yaml --shards 4 --submit (a fresh store, the demo's
-#   cpus-per-task), wait for the array and merge jobs as above, and require the merged
-#   results.csv and results.parquet to equal the single-process ones byte for byte (cmp);
-#   then cancel one shard mid-run (as in step 2 below), resubmit it with its --shard K/4, rerun
-#   the merge, and require the same bytes again.
+# --- 2. the real thing: `resnet-audit slurm` shards the demo audit, the merge matches one process
+# The binary is built by the caller (`make slurm-test` depends on `build`).
+BIN="${RESNET_AUDIT_BIN:-$PWD/target/release/resnet-audit}"
+[ -x "$BIN" ] || fail "no $BIN: build it first (make slurm-test does)"
+readonly AUDIT_TIMEOUT="${SLURM_TEST_AUDIT_TIMEOUT:-900}"
+WORK="$CLUSTER_DIR/audit"
+mkdir -p "$WORK"
 
-# --- 2. cancelled mid-run, resubmitted, resumed -----------------------------------------------
+# Waits for job $1 like wait_finished, with the audit's longer limit.
+wait_audit() { wait_finished "$1" "$2" "$AUDIT_TIMEOUT"; }
+
+# Requires the merged tables of report $1 to equal the single-process ones byte for byte (the
+# report's manifest and date may differ; the tables may not).
+require_same_tables() { # REPORT WHAT
+  local table
+  for table in results.csv results.parquet; do
+    [ -f "$1/$table" ] || fail "$2: no $1/$table"
+    cmp "$WORK/single/$table" "$1/$table" >&2 || fail "$2: $table differs from the single-process run"
+  done
+}
+
+started=$SECONDS
+"$BIN" audit experiments/demo.yaml --out "$WORK/single" --store "$WORK/single-store" >"$WORK/single.log" 2>&1 \
+  || { tail -n 20 "$WORK/single.log" >&2; fail "the single-process audit failed"; }
+log "single-process audit: $((SECONDS - started))s"
+
+# Job ids from `resnet-audit slurm --submit`'s last line:
+#   submitted shards job <id> (array 0-<n>) and merge job <id> (afterok)
+submit_sharded() { # NAME
+  "$BIN" slurm experiments/demo.yaml --shards "$ARRAY_TASKS" --cpus-per-task 1 \
+    --out "$WORK/$1" --store "$WORK/$1-store" --submit >"$WORK/$1.submit" 2>&1 \
+    || { cat "$WORK/$1.submit" >&2; fail "resnet-audit slurm --submit failed"; }
+  read -r shards_id merge_id < <(sed -n 's/^submitted shards job \([0-9]*\) .* merge job \([0-9]*\) .*/\1 \2/p' "$WORK/$1.submit")
+  [ -n "${shards_id:-}" ] && [ -n "${merge_id:-}" ] || fail "no job ids in: $(cat "$WORK/$1.submit")"
+}
+
+started=$SECONDS
+submit_sharded sharded
+log "submitted $ARRAY_TASKS shards (job $shards_id) and their merge (job $merge_id)"
+wait_audit "$shards_id" "the shards"
+require_all_completed "$shards_id" "the shards"
+wait_audit "$merge_id" "the merge"
+require_all_completed "$merge_id" "the merge"
+require_same_tables "$WORK/sharded" "the sharded audit"
+log "sharded audit ($ARRAY_TASKS shards + merge): tables identical to the single run, $((SECONDS - started))s"
+
+# Once more, with shard 1 cancelled after its first part: the merge (afterok) can then never run
+# and is cancelled too; shard 1 is resubmitted alone (--array=1 overrides the script's range) and
+# a new merge depends on it.
+started=$SECONDS
+submit_sharded cancelled
+deadline=$((SECONDS + AUDIT_TIMEOUT))
+until find "$WORK/cancelled-store" -name 'chunk-000001.parquet' 2>/dev/null | grep -q .; do
+  [ "$SECONDS" -lt "$deadline" ] || fail "shard 1 (job ${shards_id}_1) stored no part within ${AUDIT_TIMEOUT}s"
+  sleep 0.2
+done
+scancel "${shards_id}_1"
+wait_audit "${shards_id}_1" "the cancelled shard"
+[ "$(job_states "${shards_id}_1")" = CANCELLED ] \
+  || fail "shard 1 is $(job_states "${shards_id}_1") after scancel, not CANCELLED (finished before the cancel?)"
+scancel "$merge_id"
+log "shard 1 cancelled with $(find "$WORK/cancelled-store" -name 'chunk-000001.parquet' | wc -l) parts stored"
+wait_audit "$shards_id" "the other shards"
+scripts="$WORK/cancelled/slurm"
+again_id="$(sbatch --parsable --array=1 "$scripts/shards.sbatch")"
+again_id="${again_id%%;*}"
+remerge_id="$(sbatch --parsable --dependency="afterok:$again_id" "$scripts/merge.sbatch")"
+remerge_id="${remerge_id%%;*}"
+wait_audit "$again_id" "the resubmitted shard"
+require_all_completed "$again_id" "the resubmitted shard"
+grep -q "resuming" "$scripts/shard-1.out" || fail "the resubmitted shard did not resume (no 'resuming' in its log)"
+wait_audit "$remerge_id" "the second merge"
+require_all_completed "$remerge_id" "the second merge"
+require_same_tables "$WORK/cancelled" "the audit with a cancelled and resubmitted shard"
+log "cancelled + resubmitted shard: tables identical to the single run, $((SECONDS - started))s"
+
+# --- 3. cancelled mid-run, resubmitted, resumed -----------------------------------------------
 # A task that computes chunks one by one and skips those already on disk, like a shard over a
 # store. The first run is cancelled after two chunks; the resubmitted job must compute only the
 # rest and finish.
