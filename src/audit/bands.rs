@@ -73,30 +73,14 @@ mod tests {
     use crate::report::{Measured, ProtocolKind, Status};
 
     fn row(model: &str, protocol: &str, kind: ProtocolKind, setting: Option<&str>, top1: Option<f64>) -> ResultRow {
-        ResultRow {
-            experiment: "demo".into(),
-            model: model.into(),
-            protocol: protocol.into(),
-            protocol_kind: kind,
-            setting: setting.map(Into::into),
-            protocol_summary: format!("{protocol} as configured"),
-            top1: top1.map(|err| Measured { err, low: err - 0.38, high: err + 0.38 }),
-            top5: None,
-            images: if top1.is_some() { 50_000 } else { 0 },
-            skipped: 0,
-            param_count_m: Some(25.6),
-            gmacs_per_image: Some(4.09),
-            claimed_top1_err: None,
-            claimed_top5_err: None,
-            delta_top1: None,
-            delta_top5: None,
-            tolerance: None,
-            claim_source: None,
-            claim_kind: None,
-            claim_test_images: None,
-            setup: Default::default(),
-            status: Status::Measured,
-        }
+        let mut r =
+            ResultRow::blank("demo", model, protocol, kind, format!("{protocol} as configured"), Status::Measured);
+        r.setting = setting.map(Into::into);
+        r.top1 = top1.map(|err| Measured { err, low: err - 0.38, high: err + 0.38 });
+        r.images = if top1.is_some() { 50_000 } else { 0 };
+        r.param_count_m = Some(25.6);
+        r.gmacs_per_image = Some(4.09);
+        r
     }
 
     fn claimed(mut r: ResultRow, top1: f64) -> ResultRow {

@@ -27,33 +27,16 @@ fn row(
     gmacs: Option<f64>,
     status: Status,
 ) -> ResultRow {
-    ResultRow {
-        experiment: experiment.into(),
-        model: model.into(),
-        protocol: protocol.into(),
-        protocol_kind: kind,
-        setting: None,
-        protocol_summary: String::new(),
-        top1,
-        top5: None,
-        images: 50_000,
-        skipped: 0,
-        param_count_m: Some(25.6),
-        gmacs_per_image: gmacs,
-        claimed_top1_err: claim,
-        claimed_top5_err: None,
-        delta_top1: match (top1, claim) {
-            (Some(t), Some(c)) => Some(t.err - c),
-            _ => None,
-        },
-        delta_top5: None,
-        tolerance: claim.map(|_| 0.5),
-        claim_source: claim.map(|_| "He et al. 2016, Table 3".into()),
-        claim_kind: None,
-        claim_test_images: None,
-        setup: Default::default(),
-        status,
-    }
+    let mut r = ResultRow::blank(experiment, model, protocol, kind, String::new(), status);
+    r.top1 = top1;
+    r.images = 50_000;
+    r.param_count_m = Some(25.6);
+    r.gmacs_per_image = gmacs;
+    r.claimed_top1_err = claim;
+    r.delta_top1 = top1.zip(claim).map(|(t, c)| t.err - c);
+    r.tolerance = claim.map(|_| 0.5);
+    r.claim_source = claim.map(|_| "He et al. 2016, Table 3".into());
+    r
 }
 
 /// The ResNet-50 ladder (claims 24.7 → 22.85 → 20.74) with measurements nearby, ResNet-101,
