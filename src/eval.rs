@@ -23,6 +23,7 @@ use crate::shard::Shard;
 use crate::store::{image_list_sha256, ImageResult, ResultStore, StoreKey};
 use crate::transform::{InputSpec, MeanSpec, NormalizeError, Normalizer};
 use crate::weights::{load_resnet, HubSettings, LoadOptions, WeightsError, WeightsFile, WeightsSource};
+use std::cell::Cell;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -114,7 +115,7 @@ pub struct KeyProgress {
     pub shard: Option<(Shard, ShardProgress)>,
 }
 
-/// One (model, protocol) result.
+/// One (model, protocol) result under one label set.
 #[derive(Debug, Clone)]
 pub struct Row {
     pub model: String,
@@ -124,12 +125,27 @@ pub struct Row {
     pub rates: ErrorRates,
     /// The sweep setting this row measured; `None` for a protocol as written.
     pub sweep: Option<SweepVariant>,
+    /// The label set's id (`original`, `real`, …): the experiment's first one for the main rows.
+    pub labels: String,
+    /// Images the model scored that the label set leaves out (ReaL's empty lists).
+    pub excluded: usize,
 }
 
 impl Row {
-    fn new(model: &str, protocol: &str, summary: String, results: Vec<ImageResult>, labels: &LabelSet) -> Self {
-        let rates = labels.error_rates(&results);
-        Self { model: model.into(), protocol: protocol.into(), summary, results, rates, sweep: None }
+    fn new(model: &str, protocol: &str, summary: String, results: Vec<ImageResult>, labels: &NamedLabels) -> Self {
+        let (id, set) = labels;
+        let rates = set.error_rates(&results);
+        let excluded = set.excluded(&results);
+        Self {
+            model: model.into(),
+            protocol: protocol.into(),
+            summary,
+            results,
+            rates,
+            sweep: None,
+            labels: id.clone(),
+            excluded,
+        }
     }
 
     pub fn skipped(&self) -> Vec<(&str, &str)> {
@@ -177,10 +193,16 @@ pub struct EvalReport {
     pub progress: Vec<KeyProgress>,
 }
 
-/// A model ready to run.
+/// A label set with its id.
+type NamedLabels = (String, LabelSet);
+
+/// A model ready to run, or (`model: None`) described for its store keys only.
 pub struct LoadedModel {
     pub entry: ModelEntry,
-    pub model: ResNet,
+    /// `None` when the run computes nothing (stored results only, `status`): no model is built.
+    pub model: Option<ResNet>,
+    /// The inference path the key records: the built model's, or the one it would take.
+    pub backend: Backend,
     pub config: ResNetConfig,
     pub weights_sha256: String,
     pub input: InputSpec,
@@ -188,8 +210,30 @@ pub struct LoadedModel {
     pub output_map: Vec<Option<usize>>,
 }
 
+thread_local! {
+    static MODELS_BUILT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many models [`load_model`] has built on the calling thread: the test hook that shows a
+/// run with stored results only (`--no-compute`) builds none.
+pub fn models_built_on_this_thread() -> usize {
+    MODELS_BUILT.with(Cell::get)
+}
+
+/// The path a model built with `backend` on `device` takes: the fast path needs f32 on the CPU
+/// with BN folded (the build default), as `ResNet::new` decides. Used for a model not built.
+fn backend_on(backend: Backend, device: &Device) -> Backend {
+    if backend == Backend::Fast && device.is_cpu() && COMPUTE_DTYPE == DType::F32 {
+        Backend::Fast
+    } else {
+        Backend::Candle
+    }
+}
+
 /// Reads the weights (local or the Hugging Face cache), settles the architecture, builds the
-/// model on `device`, and maps its outputs onto the dataset's classes.
+/// model on `device` (unless `build` is false: a run that only reads stored results needs the
+/// weights' hash and shapes for its keys, never the model), and maps its outputs onto the
+/// dataset's classes.
 pub fn load_model(
     entry: &ModelEntry,
     base: &Path,
@@ -197,6 +241,7 @@ pub fn load_model(
     dataset: &Dataset,
     device: &Device,
     backend: Backend,
+    build: bool,
 ) -> Result<LoadedModel, EvalError> {
     let weights = |error| EvalError::Weights { model: entry.id.clone(), error };
     let source = match WeightsSource::parse(&entry.weights).map_err(weights)? {
@@ -229,9 +274,19 @@ pub fn load_model(
             error: InspectError::NotAResNet { path: path.display().to_string(), reason },
         })?;
     }
-    let build = BuildOptions { backend, ..BuildOptions::default() };
-    let options = LoadOptions { device: device.clone(), build, ..LoadOptions::default() };
-    let model = load_resnet(&file, &config, &options).map_err(weights)?;
+    let model = if build {
+        MODELS_BUILT.with(|built| built.set(built.get() + 1));
+        let build = BuildOptions { backend, ..BuildOptions::default() };
+        let options = LoadOptions { device: device.clone(), build, ..LoadOptions::default() };
+        Some(load_resnet(&file, &config, &options).map_err(weights)?)
+    } else {
+        None
+    };
+    let backend = match &model {
+        Some(model) if model.uses_fast_path() => Backend::Fast,
+        Some(_) => Backend::Candle,
+        None => backend_on(backend, device),
+    };
     let mut input = entry.input.spec().map_err(|error| EvalError::Input { model: entry.id.clone(), error })?;
     if let MeanSpec::Image { image, .. } = &mut input.mean {
         *image = resolve_path(base, "input.mean.image", image)
@@ -246,6 +301,7 @@ pub fn load_model(
     Ok(LoadedModel {
         entry: entry.clone(),
         model,
+        backend,
         config,
         weights_sha256: file.sha256.clone(),
         input,
@@ -294,7 +350,7 @@ fn describe(
         "weights_sha256": model.weights_sha256,
         "architecture": model.config,
         // The two paths agree to ~1e-6, not bit for bit: results are kept apart.
-        "backend": if model.model.uses_fast_path() { Backend::Fast } else { Backend::Candle },
+        "backend": model.backend,
         "input": model.input,
         "mean_image_sha256": model.normalizer.mean_image_sha256(),
         "output_map": model.output_map,
@@ -338,7 +394,18 @@ fn unknown(what: &'static str, id: &str, available: &[&str]) -> EvalError {
 pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalReport, EvalError> {
     let experiment = &loaded.experiment;
     let dataset = experiment.dataset().map_err(|_| EvalError::UnresolvedDataset)?.load(&loaded.base)?;
-    let labels = LabelSet::for_dataset(&dataset);
+    let dataset_spec = experiment.dataset().map_err(|_| EvalError::UnresolvedDataset)?;
+    // Every label set the experiment names, the first one the main rows'. None is in a key.
+    let label_sets: Vec<NamedLabels> = experiment
+        .labels
+        .iter()
+        .map(|spec| Ok((spec.id(), spec.load(dataset_spec, &dataset, &loaded.base)?)))
+        .collect::<Result<_, DatasetError>>()?;
+    let label_sets = if label_sets.is_empty() {
+        vec![("original".to_string(), LabelSet::for_dataset(&dataset))]
+    } else {
+        label_sets
+    };
     let samples = match options.limit {
         Some(n) => evenly_spaced(&dataset.samples, n),
         None => dataset.samples.clone(),
@@ -389,7 +456,9 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             continue;
         }
         let entry = experiment.model(model_id).ok_or_else(|| unknown("model", model_id, &all_models))?;
-        match load_model(entry, &loaded.base, &options.store_dir, &dataset, &device, options.backend) {
+        // Only a run that computes builds models.
+        let build = matches!(options.mode, RunMode::Complete | RunMode::Shard(_));
+        match load_model(entry, &loaded.base, &options.store_dir, &dataset, &device, options.backend, build) {
             Ok(model) => {
                 models.insert(model_id, model);
             }
@@ -422,13 +491,13 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             None => experiment.protocol(protocol_id).ok_or_else(|| unknown("protocol", protocol_id, &all_protocols))?,
         };
         let description = describe(model, protocol, &dataset, &samples, options.device);
-        let scorer = Scorer {
-            model: &model.model,
+        let scorer = model.model.as_ref().map(|resnet| Scorer {
+            model: resnet,
             normalizer: &model.normalizer,
             output_map: &model.output_map,
             num_classes: dataset.classes.len(),
             device: &device,
-        };
+        });
         let task = Task {
             label: format!("{model_id}/{protocol_id}"),
             protocol,
@@ -438,11 +507,15 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         };
         let engine_err = |error| EvalError::Engine { model: model_id.into(), protocol: protocol_id.into(), error };
         let chunks = samples.len().div_ceil(settings.chunk_size.max(1));
-        let results = match options.mode {
-            RunMode::Complete => engine::evaluate(&scorer, &task, &settings, &store).map_err(engine_err)?,
-            RunMode::StoredOnly => engine::merge_stored(&task, &settings, &store).map_err(engine_err)?,
-            RunMode::Shard(shard) => {
-                let done = engine::evaluate_shard(&scorer, &task, &settings, &store, shard).map_err(engine_err)?;
+        let results = match (options.mode, &scorer) {
+            (RunMode::Complete, Some(scorer)) => {
+                engine::evaluate(scorer, &task, &settings, &store).map_err(engine_err)?
+            }
+            (RunMode::StoredOnly, _) | (RunMode::Complete, None) => {
+                engine::merge_stored(&task, &settings, &store).map_err(engine_err)?
+            }
+            (RunMode::Shard(shard), Some(scorer)) => {
+                let done = engine::evaluate_shard(scorer, &task, &settings, &store, shard).map_err(engine_err)?;
                 let stored = store.stored_chunks(&task.key, settings.chunk_size, chunks);
                 let stored = stored.map_err(|e| engine_err(EngineError::Store(e)))?;
                 progress.push(KeyProgress {
@@ -454,7 +527,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
                 });
                 continue;
             }
-            RunMode::Status => {
+            (RunMode::Status, _) | (RunMode::Shard(_), None) => {
                 let stored = store.stored_chunks(&task.key, settings.chunk_size, chunks);
                 let stored = stored.map_err(|e| engine_err(EngineError::Store(e)))?;
                 progress.push(KeyProgress {
@@ -468,9 +541,11 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             }
         };
         if model_ids.contains(&model_id) && (protocol_ids.contains(&protocol_id) || variant.is_some()) {
-            let mut row = Row::new(model_id, protocol_id, protocol.summary(), results.clone(), &labels);
-            row.sweep = variant.cloned();
-            rows.push(row);
+            for labels in &label_sets {
+                let mut row = Row::new(model_id, protocol_id, protocol.summary(), results.clone(), labels);
+                row.sweep = variant.cloned();
+                rows.push(row);
+            }
         }
         computed.insert((model_id.to_string(), protocol_id.to_string()), results);
     }
@@ -487,9 +562,11 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         let results =
             ensemble::average(&members).map_err(|error| EvalError::Ensemble { protocol: id.to_string(), error })?;
         let summary = experiment.protocol(id).map(|p| p.summary()).unwrap_or_default();
-        rows.push(Row::new("ensemble", id, summary, results, &labels));
+        for labels in &label_sets {
+            rows.push(Row::new("ensemble", id, summary.clone(), results.clone(), labels));
+        }
     }
-    let paired = paired_tests(&rows, &labels);
+    let paired = paired_tests(&rows, &label_sets[0]);
     notes.extend(
         models.iter().filter_map(|(id, m)| m.normalizer.mean_image_policy().map(|policy| format!("{id}: {policy}"))),
     );
@@ -518,10 +595,12 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
 /// McNemar's exact test on top-1 correctness for every pair of protocols (as written) of the same
 /// model. Sweep settings are left out: a sweep is read as the band of its settings, and up to 64
 /// settings would add thousands of tests.
-fn paired_tests(rows: &[Row], labels: &LabelSet) -> Vec<Paired> {
+/// Under the first label set only, as the main rows.
+fn paired_tests(rows: &[Row], (primary, labels): &NamedLabels) -> Vec<Paired> {
     let mut paired = Vec::new();
-    for (i, a) in rows.iter().enumerate().filter(|(_, a)| a.sweep.is_none()) {
-        for b in rows[i + 1..].iter().filter(|b| b.model == a.model && b.sweep.is_none()) {
+    let main = |row: &Row| row.sweep.is_none() && &row.labels == primary;
+    for (i, a) in rows.iter().enumerate().filter(|(_, a)| main(a)) {
+        for b in rows[i + 1..].iter().filter(|b| b.model == a.model && main(b)) {
             let (ca, cb) = labels.paired_top1(&a.results, &b.results);
             if let Ok(test) = mcnemar_exact(&ca, &cb) {
                 paired.push(Paired {
@@ -549,7 +628,13 @@ impl fmt::Display for EvalReport {
             return self.fmt_progress(f);
         }
         writeln!(f, "errors in %, with Wilson 95% intervals")?;
-        let width = self.rows.iter().map(|r| r.model.len() + r.protocol.len() + 1).max().unwrap_or(0).max(16);
+        // With more than one label set, each row names its own.
+        let several = self.rows.iter().any(|r| self.rows.first().is_some_and(|first| first.labels != r.labels));
+        let name = |row: &Row| match several {
+            true => format!("{}/{} [{}]", row.model, row.protocol, row.labels),
+            false => format!("{}/{}", row.model, row.protocol),
+        };
+        let width = self.rows.iter().map(|r| name(r).len()).max().unwrap_or(0).max(16);
         writeln!(
             f,
             "{:width$}  {:>6}  {:>7}  {:>23}  {:>23}",
@@ -559,14 +644,19 @@ impl fmt::Display for EvalReport {
             writeln!(
                 f,
                 "{:width$}  {:>6}  {:>7}  {:>23}  {:>23}",
-                format!("{}/{}", row.model, row.protocol),
+                name(row),
                 row.rates.top1.trials,
                 row.skipped().len(),
                 percent_with_interval(&row.rates.top1),
                 percent_with_interval(&row.rates.top5),
             )?;
         }
-        for row in self.rows.iter().filter(|r| !r.skipped().is_empty()) {
+        for row in self.rows.iter().filter(|r| r.excluded > 0) {
+            writeln!(f, "{}: {} images have no label in `{}` and are not scored", name(row), row.excluded, row.labels)?;
+        }
+        // Bad images are the same under every label set: listed once.
+        let main_labels = self.rows.first().map(|r| r.labels.as_str()).unwrap_or_default();
+        for row in self.rows.iter().filter(|r| !r.skipped().is_empty() && r.labels == main_labels) {
             writeln!(f, "skipped by {}/{}:", row.model, row.protocol)?;
             for (image, why) in row.skipped() {
                 writeln!(f, "  {image}: {why}")?;

@@ -144,7 +144,7 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
     let copies = options.out.join("experiments");
     create_folder(&copies)?;
     let mut experiments = Vec::new();
-    let mut rows = Vec::new();
+    let (mut rows, mut label_rows) = (Vec::new(), Vec::new());
     for file in &files {
         let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let (info, experiment_rows) = if is_training_experiment(file) {
@@ -156,8 +156,10 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
             let copied = copy_experiment(&loaded, &name, &copies)?;
             audit_experiment(&loaded, &name, &copied, options)?
         };
+        let (main, other) = rows::split_label_rows(experiment_rows, &info.labels);
         experiments.push(info);
-        rows.extend(experiment_rows);
+        rows.extend(main);
+        label_rows.extend(other);
     }
     let report = AuditReport {
         title: "resnet-audit report".into(),
@@ -168,6 +170,7 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
         charts: Vec::new(),
         bands: bands::sweep_bands(&rows),
         rows,
+        label_rows,
     };
     write_report(report, &options.out)
 }
@@ -182,7 +185,7 @@ pub fn write_report(mut report: AuditReport, out: &Path) -> Result<AuditReport, 
         }
         _ => {}
     }
-    table::write_tables(&report.rows, out)?;
+    table::write_tables(&report.table_rows(), out)?;
     report.charts = write_charts(&report.rows, out)?;
     document::write_markdown(&report, out)?;
     document::write_html(&report, out)?;
@@ -293,6 +296,7 @@ fn audit_experiment(
         protocols,
         notes: Vec::new(),
         paired: Vec::new(),
+        labels: experiment.labels.iter().map(|l| l.id()).collect(),
     };
     let report = match eval::run(loaded, &eval_options) {
         Ok(report) => report,

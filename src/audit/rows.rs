@@ -30,6 +30,8 @@ impl ResultRow {
             protocol: protocol.into(),
             protocol_kind,
             setting: None,
+            labels: "original".into(),
+            labels_excluded: 0,
             protocol_summary,
             top1: None,
             top5: None,
@@ -117,8 +119,37 @@ fn gmacs(config: &ResNetConfig, spec: &ProtocolSpec) -> Option<f64> {
     Some(macs / 1e9)
 }
 
-fn claim_for<'a>(claims: &'a [Claim], model: Option<&str>, protocol: &str) -> Option<&'a Claim> {
-    claims.iter().find(|c| c.protocol == protocol && c.model.as_deref() == model)
+/// The claim about (model, protocol) under the label set `labels` (a claim without `labels:` is
+/// about the experiment's first label set).
+fn claim_for<'a>(
+    experiment: &'a crate::experiment::Experiment,
+    model: Option<&str>,
+    protocol: &str,
+    labels: &str,
+) -> Option<&'a Claim> {
+    experiment
+        .claims
+        .iter()
+        .find(|c| c.protocol == protocol && c.model.as_deref() == model && experiment.claim_labels(c) == labels)
+}
+
+/// The experiment's label set ids, the first one the main rows'.
+fn label_ids(experiment: &crate::experiment::Experiment) -> Vec<String> {
+    let ids: Vec<String> = experiment.labels.iter().map(|l| l.id()).collect();
+    if ids.is_empty() {
+        vec![experiment.primary_labels()]
+    } else {
+        ids
+    }
+}
+
+/// The main rows (an experiment's first label set, and every row of an experiment that names
+/// none) and the rows under its other label sets. `labels`: the experiment's label set ids.
+pub(super) fn split_label_rows(rows: Vec<ResultRow>, labels: &[String]) -> (Vec<ResultRow>, Vec<ResultRow>) {
+    match labels.first() {
+        None => (rows, Vec::new()),
+        Some(primary) => rows.into_iter().partition(|row| &row.labels == primary),
+    }
 }
 
 /// Fills claim columns and the status of a measured row. `dataset_images`: the full test set a
@@ -193,6 +224,8 @@ pub(super) fn measured_rows(
         let model = if is_ensemble { protocol_id } else { row.model.as_str() };
         let mut out = ResultRow::for_protocol(name, model, protocol_id, spec, Status::Measured);
         out.setting = setting.clone();
+        out.labels = row.labels.clone();
+        out.labels_excluded = row.excluded;
         out.protocol_summary = row.summary.clone();
         out.top1 = percent(&row.rates.top1);
         out.top5 = percent(&row.rates.top5);
@@ -223,7 +256,10 @@ pub(super) fn measured_rows(
         }
         // A claim is about the protocol as written, not a sweep setting.
         let claim_model = if is_ensemble { None } else { Some(row.model.as_str()) };
-        let claim = if setting.is_none() { claim_for(&experiment.claims, claim_model, protocol_id) } else { None };
+        let claim = match setting {
+            None => claim_for(experiment, claim_model, protocol_id, &row.labels),
+            Some(_) => None,
+        };
         if out.images == 0 {
             // Nothing scored: no error rate exists, whatever the claim says.
             if out.skipped == 0 {
@@ -237,28 +273,29 @@ pub(super) fn measured_rows(
         }
         rows.push(out);
     }
-    // Models listed as not run: one row per protocol of theirs, and per ensemble they belong to.
+    // Models listed as not run: one row per protocol of theirs, and per ensemble they belong to,
+    // under every label set.
     for (model, reason) in &report.not_run {
-        for protocol in experiment.protocol_entries() {
-            match &protocol.spec {
-                ProtocolSpec::Ensemble(e) if e.members.iter().any(|m| &m.model == model) => {
-                    if !rows.iter().any(|r| r.protocol == protocol.id) {
-                        let why = format!("member {model}: {reason}");
-                        let row = ResultRow::for_protocol(
-                            name,
-                            &protocol.id,
-                            &protocol.id,
-                            &protocol.spec,
-                            Status::NotRun(why),
-                        );
-                        rows.push(with_claim(row, claim_for(&experiment.claims, None, &protocol.id)));
+        for labels in label_ids(experiment) {
+            for protocol in experiment.protocol_entries() {
+                let mut row = match &protocol.spec {
+                    ProtocolSpec::Ensemble(e) if e.members.iter().any(|m| &m.model == model) => {
+                        if rows.iter().any(|r| r.protocol == protocol.id && r.labels == labels) {
+                            continue;
+                        }
+                        let why = Status::NotRun(format!("member {model}: {reason}"));
+                        let row = ResultRow::for_protocol(name, &protocol.id, &protocol.id, &protocol.spec, why);
+                        with_claim(row, claim_for(experiment, None, &protocol.id, &labels))
                     }
-                }
-                ProtocolSpec::Ensemble(_) => {}
-                spec => {
-                    let row = ResultRow::for_protocol(name, model, &protocol.id, spec, Status::NotRun(reason.clone()));
-                    rows.push(with_claim(row, claim_for(&experiment.claims, Some(model), &protocol.id)));
-                }
+                    ProtocolSpec::Ensemble(_) => continue,
+                    spec => {
+                        let row =
+                            ResultRow::for_protocol(name, model, &protocol.id, spec, Status::NotRun(reason.clone()));
+                        with_claim(row, claim_for(experiment, Some(model), &protocol.id, &labels))
+                    }
+                };
+                row.labels = labels.clone();
+                rows.push(row);
             }
         }
     }
@@ -268,19 +305,23 @@ pub(super) fn measured_rows(
 /// Every (model, protocol) of an experiment that could not run, with the reason.
 pub(super) fn not_run_rows(loaded: &LoadedExperiment, name: &str, reason: &str) -> Vec<ResultRow> {
     let experiment = &loaded.experiment;
-    let not_run = |model: &str, protocol: &crate::protocol::ProtocolEntry, claim_model: Option<&str>| {
+    let not_run = |model: &str, protocol: &crate::protocol::ProtocolEntry, claim_model: Option<&str>, labels: &str| {
         let row = ResultRow::for_protocol(name, model, &protocol.id, &protocol.spec, Status::NotRun(reason.into()));
-        with_claim(row, claim_for(&experiment.claims, claim_model, &protocol.id))
+        let mut row = with_claim(row, claim_for(experiment, claim_model, &protocol.id, labels));
+        row.labels = labels.to_string();
+        row
     };
     let is_ensemble = |p: &&crate::protocol::ProtocolEntry| matches!(p.spec, ProtocolSpec::Ensemble(_));
     let mut rows = Vec::new();
-    for model in &experiment.models {
-        for protocol in experiment.protocol_entries().filter(|p| !is_ensemble(p)) {
-            rows.push(not_run(&model.id, protocol, Some(&model.id)));
+    for labels in label_ids(experiment) {
+        for model in &experiment.models {
+            for protocol in experiment.protocol_entries().filter(|p| !is_ensemble(p)) {
+                rows.push(not_run(&model.id, protocol, Some(&model.id), &labels));
+            }
         }
-    }
-    for protocol in experiment.protocol_entries().filter(is_ensemble) {
-        rows.push(not_run(&protocol.id, protocol, None));
+        for protocol in experiment.protocol_entries().filter(is_ensemble) {
+            rows.push(not_run(&protocol.id, protocol, None, &labels));
+        }
     }
     rows
 }
@@ -310,6 +351,7 @@ mod tests {
             source: "s".into(),
             kind: ClaimKind::Published,
             test_images: None,
+            labels: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub enum Column {
     Protocol,
     ProtocolKind,
     Setting,
+    Labels,
     Top1,
     Top5,
     Top1Err,
@@ -31,6 +32,7 @@ pub enum Column {
     Top5ErrCiHigh,
     Images,
     Skipped,
+    LabelsExcluded,
     ParamCount,
     ImgSize,
     CropPct,
@@ -81,12 +83,13 @@ fn two_decimals(v: f64) -> f64 {
 }
 
 impl Column {
-    pub const ALL: [Column; 34] = [
+    pub const ALL: [Column; 36] = [
         Column::Experiment,
         Column::Model,
         Column::Protocol,
         Column::ProtocolKind,
         Column::Setting,
+        Column::Labels,
         Column::Top1,
         Column::Top5,
         Column::Top1Err,
@@ -97,6 +100,7 @@ impl Column {
         Column::Top5ErrCiHigh,
         Column::Images,
         Column::Skipped,
+        Column::LabelsExcluded,
         Column::ParamCount,
         Column::ImgSize,
         Column::CropPct,
@@ -125,6 +129,7 @@ impl Column {
             Column::Protocol => "protocol",
             Column::ProtocolKind => "protocol_kind",
             Column::Setting => "setting",
+            Column::Labels => "labels",
             Column::Top1 => "top1",
             Column::Top5 => "top5",
             Column::Top1Err => "top1_err",
@@ -135,6 +140,7 @@ impl Column {
             Column::Top5ErrCiHigh => "top5_err_ci_high",
             Column::Images => "images",
             Column::Skipped => "skipped",
+            Column::LabelsExcluded => "labels_excluded",
             Column::ParamCount => "param_count",
             Column::ImgSize => "img_size",
             Column::CropPct => "crop_pct",
@@ -166,6 +172,7 @@ impl Column {
                 Cells::Text(|r| format!("{} {}", r.protocol_kind.numeral(), r.protocol_kind.short_name()))
             }
             Column::Setting => Cells::OptionalText(|r| r.setting.clone()),
+            Column::Labels => Cells::Text(|r| r.labels.clone()),
             Column::Top1 => Cells::Percent(|r| accuracy(r.top1)),
             Column::Top5 => Cells::Percent(|r| accuracy(r.top5)),
             Column::Top1Err => Cells::Percent(|r| r.top1.map(|m| m.err)),
@@ -176,6 +183,7 @@ impl Column {
             Column::Top5ErrCiHigh => Cells::Percent(|r| r.top5.map(|m| m.high)),
             Column::Images => Cells::Count(|r| r.images),
             Column::Skipped => Cells::Count(|r| r.skipped),
+            Column::LabelsExcluded => Cells::Count(|r| r.labels_excluded),
             Column::ParamCount => Cells::Number(|r| r.param_count_m),
             Column::ImgSize => Cells::OptionalCount(|r| r.setup.img_size.map(|s| s as usize)),
             Column::CropPct => Cells::Number(|r| r.setup.crop_pct),

@@ -31,6 +31,7 @@ pub(super) fn audit_training(
         protocols: Vec::new(),
         notes: vec!["Training experiment: each row is the final test error of the recipe's last epoch, the mean over its seeds; the interval is the range (min–max) over seeds, not a Wilson interval.".into()],
         paired: Vec::new(),
+        labels: Vec::new(),
     };
     let mut rows = Vec::new();
     for loaded_run in &loaded.runs {
@@ -78,9 +79,15 @@ pub(super) fn audit_training(
         for k in 0..run.seeds {
             let seed = recipe.seed + k;
             let dir = out.join(format!("seed-{seed}"));
-            let trained = train_seed_on(recipe, &recipe_base, seed, &dir, Resume::SameRecipe, &device).map_err(
-                |error| AuditError::Training { path: loaded.path.clone(), run: run.id.clone(), seed, error: Box::new(error) },
-            )?;
+            let trained =
+                train_seed_on(recipe, &recipe_base, seed, &dir, Resume::SameRecipe, &device).map_err(|error| {
+                    AuditError::Training {
+                        path: loaded.path.clone(),
+                        run: run.id.clone(),
+                        seed,
+                        error: Box::new(error),
+                    }
+                })?;
             runs.push(trained);
         }
         let summary = summarize(&runs);

@@ -1,19 +1,22 @@
 //! ImageNet (ILSVRC2012): the shipped synset tables, devkit id tables, and the flat validation folder.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use super::{check_dir, first_few, read_text, visible_entries, Dataset, DatasetError, Sample};
 
 /// Classes in ILSVRC2012.
-pub(super) const NUM_CLASSES: usize = 1000;
+pub(crate) const NUM_CLASSES: usize = 1000;
 /// Images in the ILSVRC2012 validation set.
 pub(super) const NUM_VAL: usize = 50_000;
 
 const SYNSETS: &str = include_str!("../../data/imagenet/synsets.txt");
 const SYNSET_NAMES: &str = include_str!("../../data/imagenet/synset_names.txt");
 const VAL_SYNSETS: &str = include_str!("../../data/imagenet/val_synsets.txt");
+/// ImageNet-ReaL (Beyer et al. 2020; Apache-2.0, data/imagenet/LICENSE-real-json.txt): entry i
+/// lists the sorted-synset class indices correct for validation image i + 1.
+const REAL_JSON: &str = include_str!("../../data/imagenet/real.json");
 
 struct Shipped {
     /// The 1000 synsets in sorted order: class index = position.
@@ -45,6 +48,32 @@ fn shipped() -> &'static Shipped {
         Shipped { synsets, index, names, val_labels }
     })
 }
+
+/// The shipped ReaL lists, entry i for validation image i + 1.
+fn real() -> &'static [Vec<u32>] {
+    static REAL: OnceLock<Vec<Vec<u32>>> = OnceLock::new();
+    // Compiled in and checked by the unit tests below, so a failure here is a build defect.
+    REAL.get_or_init(|| {
+        let lists: Vec<Vec<u32>> = serde_json::from_str(REAL_JSON).expect("shipped real.json is a list of lists");
+        assert_eq!(lists.len(), NUM_VAL, "shipped real.json must hold 50000 lists");
+        lists
+    })
+}
+
+/// The ReaL lists of these ImageNet validation samples, by sample id (an empty list: the image
+/// is not in ReaL). A sample that is not a validation image is an error naming it.
+pub fn real_lists(samples: &[Sample]) -> Result<BTreeMap<String, Vec<u32>>, DatasetError> {
+    let mut lists = BTreeMap::new();
+    for sample in samples {
+        let number = val_number(&sample.id)
+            .filter(|n| (1..=NUM_VAL as u64).contains(n))
+            .ok_or_else(|| DatasetError::NotValImage { path: sample.path.clone(), hint: REAL_HINT })?;
+        lists.insert(sample.id.clone(), real()[number as usize - 1].clone());
+    }
+    Ok(lists)
+}
+
+const REAL_HINT: &str = ": ImageNet-ReaL (`labels: [real]`) labels the validation images by their file name";
 
 /// The 1000 shipped synsets in sorted order.
 pub(super) fn synsets() -> &'static [&'static str] {
@@ -292,6 +321,39 @@ mod tests {
         shipped.val_labels.iter().for_each(|&l| counts[l] += 1);
         assert!(counts.iter().all(|&c| c == 50));
         assert_eq!(human_name("n01440764"), Some("tench, Tinca tinca"));
+    }
+
+    /// real.json's index order is the sorted-synset order: every list holds class indices, and
+    /// on images whose list is not empty the original label is usually one of them (the paper:
+    /// ReaL keeps the original label for most images); with any other order it almost never is.
+    #[test]
+    fn real_lists_use_the_sorted_synset_order() {
+        let real = real();
+        assert_eq!(real.len(), NUM_VAL);
+        assert!(real.iter().flatten().all(|&c| (c as usize) < NUM_CLASSES));
+        let empty = real.iter().filter(|l| l.is_empty()).count();
+        assert_eq!(empty, 3163, "ReaL leaves out 3,163 of the 50,000 images");
+        let labelled: Vec<usize> = (0..NUM_VAL).filter(|&i| !real[i].is_empty()).collect();
+        let agree = labelled.iter().filter(|&&i| real[i].contains(&(shipped().val_labels[i] as u32))).count();
+        // Known images (entry i is ILSVRC2012_val_{i+1:08}), by synset in the shipped tables:
+        // image 2 is n09193705 (alp) and ReaL adds 795 (ski); image 3 is n02105855 (Shetland
+        // sheepdog) and ReaL adds 231 (collie); image 8 is n02776631 (bakery) and ReaL relabels
+        // it 700 (paper towel) alone; image 1 is left out.
+        for (number, synset, list) in [
+            (2, "n09193705", vec![970, 795]),
+            (3, "n02105855", vec![230, 231]),
+            (5, "n03125729", vec![516, 850]),
+            (8, "n02776631", vec![700]),
+        ] {
+            let class = shipped().index[synset];
+            assert_eq!(shipped().val_labels[number - 1], class, "val_synsets.txt line {number}");
+            assert_eq!(real[number - 1], list, "real.json entry {}", number - 1);
+        }
+        assert_eq!(shipped().index["n02776631"], 415);
+        assert_eq!(real[0], Vec::<u32>::new(), "image 1 is not in ReaL");
+        // 42,164 of the 46,837 lists hold the original label (90%); a shuffled class order
+        // gives almost none.
+        assert_eq!(agree, 42_164);
     }
 
     #[test]

@@ -9,10 +9,14 @@ mod list;
 mod outputs;
 mod paths;
 mod spec;
+mod subset;
+mod v2;
 
+pub use imagenet::real_lists;
 pub use outputs::OutputOrder;
 pub use paths::resolve as resolve_path;
 pub use spec::{ClassList, DatasetSpec, ValLabels};
+pub use subset::{read_subset_file, shipped_subset, subset_classes, ShippedSubset};
 
 use std::path::PathBuf;
 
@@ -138,6 +142,12 @@ pub enum DatasetError {
     MissingFiles { path: PathBuf, root: PathBuf, count: usize, first: String },
     #[error("{path} ({field}) is empty")]
     Empty { path: PathBuf, field: &'static str },
+    #[error("{path}: {count} of the 1000 class folders are missing (first: {first}); set `subset: true` to evaluate the classes present")]
+    MissingClassFolders { path: PathBuf, count: usize, first: String },
+    #[error("labels `{subset}`: {count} classes of the subset are not classes of the dataset (first: {first})")]
+    SubsetClasses { subset: String, count: usize, first: String },
+    #[error("labels `{subset}`: {count} images are labelled with a class outside the subset (first: {first}); they could never be scored correct")]
+    OutsideSubset { subset: String, count: usize, first: String },
     #[error("output order {order}: the model has {found} outputs, the order has {expected}")]
     OutputCount { order: String, found: usize, expected: usize },
     #[error("output order {order}: outputs {first} and {second} both score dataset class `{class}`")]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::classes::read_class_file;
 use super::imagenet::{self, LabelSource};
 use super::paths::resolve;
-use super::{cifar, folder, list, Dataset, DatasetError};
+use super::{cifar, folder, list, v2, Dataset, DatasetError};
 
 /// The `dataset:` value of an experiment file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +29,14 @@ pub enum DatasetSpec {
         root: PathBuf,
         #[serde(default)]
         labels: ValLabels,
+        #[serde(default)]
+        subset: bool,
+    },
+    /// ImageNet-V2: `root/<class index>/<image>`, folders `0` … `999` named by sorted-synset
+    /// class index (matched-frequency, threshold-0.7 and top-images are different roots).
+    /// `subset: true` allows class folders to be absent.
+    ImagenetV2 {
+        root: PathBuf,
         #[serde(default)]
         subset: bool,
     },
@@ -109,6 +117,13 @@ impl fmt::Display for DatasetSpec {
                 }
                 Ok(())
             }
+            DatasetSpec::ImagenetV2 { root, subset } => {
+                write!(f, "ImageNet-V2 images in class-index folders under {}", root.display())?;
+                if *subset {
+                    f.write_str(", absent classes allowed")?;
+                }
+                Ok(())
+            }
             DatasetSpec::List { root, file, classes } => {
                 write!(f, "images listed in {} under {} ({classes})", file.display(), root.display())
             }
@@ -157,6 +172,7 @@ impl DatasetSpec {
                 };
                 imagenet::load_val(root, source, *subset)
             }
+            DatasetSpec::ImagenetV2 { root, subset } => v2::load(resolve(base, "dataset.root", root)?, *subset),
             DatasetSpec::List { root, file, classes } => {
                 let root = resolve(base, "dataset.root", root)?;
                 let file = resolve(base, "dataset.file", file)?;
@@ -330,5 +346,7 @@ mod describe_tests {
         let spec: DatasetSpec =
             serde_yaml::from_str("{kind: list, root: imgs, file: val.txt, classes: imagenet}").unwrap();
         assert_eq!(spec.to_string(), "images listed in val.txt under imgs (ImageNet's 1000 synsets)");
+        let spec: DatasetSpec = serde_yaml::from_str("{kind: imagenet-v2, root: '${IMAGENET_V2}'}").unwrap();
+        assert_eq!(spec.to_string(), "ImageNet-V2 images in class-index folders under ${IMAGENET_V2}");
     }
 }

@@ -19,6 +19,7 @@ use crate::engine::{OnBadImage, Settings};
 use crate::model::{StemPool, StridePlacement};
 use crate::protocol::{ProtocolEntry, ProtocolSpec};
 pub use crate::report::ClaimKind;
+use crate::scoring::LabelSetSpec;
 use crate::transform::InputSpec;
 use crate::yaml::{self, Position, YamlError};
 
@@ -39,6 +40,11 @@ pub struct Experiment {
     pub dataset: Named<DatasetSpec>,
     pub models: Vec<ModelEntry>,
     pub protocols: Vec<Named<ProtocolEntry>>,
+    /// The label sets every result is scored under (`original`, `real`, `{subset: …}`), the
+    /// first one the experiment's main rows, the others rows beside them. Not part of any store
+    /// key: a label set added later re-scores what is stored (`--no-compute`).
+    #[serde(default = "crate::scoring::default_label_sets")]
+    pub labels: Vec<LabelSetSpec>,
     /// What the sources claim, compared by the audit.
     #[serde(default)]
     pub claims: Vec<Claim>,
@@ -111,6 +117,11 @@ pub struct Claim {
     /// not judged. Default: the size of the experiment's dataset.
     #[serde(default)]
     pub test_images: Option<usize>,
+    /// The label set the number was measured under (`real`, `subset:imagenet-a`, … as in the
+    /// `labels` column); default: the experiment's first label set (`original` unless `labels:`
+    /// says otherwise).
+    #[serde(default)]
+    pub labels: Option<String>,
 }
 
 /// Either a name defined in an imported library file, or the thing itself.
@@ -273,6 +284,16 @@ impl Experiment {
 
     pub fn model(&self, id: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| m.id == id)
+    }
+
+    /// The id of the first label set: the one the main rows and claims without `labels:` use.
+    pub fn primary_labels(&self) -> String {
+        self.labels.first().map_or_else(|| "original".to_string(), LabelSetSpec::id)
+    }
+
+    /// The label set a claim is about (its `labels`, else the first label set).
+    pub fn claim_labels(&self, claim: &Claim) -> String {
+        claim.labels.clone().unwrap_or_else(|| self.primary_labels())
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::{Experiment, Library, Named, UnknownInput, TORCHVISION_INPUT};
 use crate::dataset::{resolve_path, DatasetError};
 use crate::protocol::{FullyConvolutional, PoolWindow, ProtocolEntry, ProtocolSpec};
+use crate::scoring::LabelSetSpec;
 use crate::transform::ResizePolicy;
 use crate::weights::WeightsSource;
 
@@ -164,8 +165,14 @@ pub enum Problem {
     ClaimNoSource(usize),
     #[error("claims[{0}]: `test_images: 0`: give the size of the test set the number was measured on")]
     ClaimNoTestImages(usize),
-    #[error("claims[{claim}]: a second claim for ({model}, {protocol})")]
-    ClaimTwice { claim: usize, model: String, protocol: String },
+    #[error("claims[{claim}]: a second claim for ({model}, {protocol}) under labels `{labels}`")]
+    ClaimTwice { claim: usize, model: String, protocol: String, labels: String },
+    #[error("claims[{claim}]: labels `{labels}` is not one of the experiment's label sets ({ids})")]
+    ClaimLabels { claim: usize, labels: String, ids: String },
+    #[error("labels: `{0}` appears twice")]
+    DuplicateLabels(String),
+    #[error("labels: `real` needs the ImageNet validation images (`kind: imagenet-val`); the dataset is {0}")]
+    RealNeedsImagenetVal(String),
     #[error("protocol id `{id}` is also the id of a sweep setting of protocol `{protocol}`: rename it")]
     SweepIdTaken { id: String, protocol: String },
     #[error("protocol `{protocol}`: sweep setting {label}: {problem}")]
@@ -190,6 +197,7 @@ impl Problem {
             | Problem::WeightsPath { model, .. } => Some((model, "weights")),
             Problem::SweepSetting { protocol, .. } => Some((protocol, "sweep")),
             Problem::NoSeeds { run } => Some((run, "seeds")),
+            Problem::DuplicateLabels(_) | Problem::RealNeedsImagenetVal(_) => Some(("labels", "labels")),
             _ => None,
         }
     }
@@ -291,6 +299,7 @@ impl Experiment {
         for model in &self.models {
             model.input.spec().map_err(|error| Problem::UnknownInput { model: model.id.clone(), error })?;
         }
+        self.validate_labels()?;
         self.validate_claims(&models)
     }
 
@@ -347,6 +356,26 @@ impl Experiment {
         }
     }
 
+    /// At least one label set, each once; `real` only on the ImageNet validation images.
+    fn validate_labels(&self) -> Result<(), Problem> {
+        if self.labels.is_empty() {
+            return Err(Problem::Empty("labels"));
+        }
+        let mut seen = BTreeSet::new();
+        for labels in &self.labels {
+            if !seen.insert(labels.id()) {
+                return Err(Problem::DuplicateLabels(labels.id()));
+            }
+            if *labels == LabelSetSpec::Real {
+                let dataset = self.dataset()?;
+                if !matches!(dataset, crate::dataset::DatasetSpec::ImagenetVal { .. }) {
+                    return Err(Problem::RealNeedsImagenetVal(dataset.to_string()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn validate_claims(&self, models: &BTreeSet<&str>) -> Result<(), Problem> {
         let mut seen = BTreeSet::new();
         for (claim_index, claim) in self.claims.iter().enumerate() {
@@ -394,11 +423,17 @@ impl Experiment {
             if claim.test_images == Some(0) {
                 return Err(Problem::ClaimNoTestImages(claim_index));
             }
-            if !seen.insert((claim.model.clone(), claim.protocol.clone())) {
+            let labels = self.claim_labels(claim);
+            if !self.labels.iter().any(|l| l.id() == labels) {
+                let ids = self.labels.iter().map(LabelSetSpec::id).collect::<Vec<_>>().join(", ");
+                return Err(Problem::ClaimLabels { claim: claim_index, labels, ids });
+            }
+            if !seen.insert((claim.model.clone(), claim.protocol.clone(), labels.clone())) {
                 return Err(Problem::ClaimTwice {
                     claim: claim_index,
                     model: claim.model.clone().unwrap_or_else(|| "ensemble".into()),
                     protocol: claim.protocol.clone(),
+                    labels,
                 });
             }
         }

@@ -161,6 +161,13 @@ pub struct ResultRow {
     pub protocol_kind: ProtocolKind,
     /// For a sensitivity sweep: the setting (`interpolation=bicubic`); `None` for the protocol as written.
     pub setting: Option<String>,
+    /// The label set the errors are scored under (`original`, `real`, `subset:imagenet-a`, …).
+    #[serde(default = "original_labels")]
+    pub labels: String,
+    /// Images the model scored that the label set leaves out (ReaL's images without a label);
+    /// not in `images`.
+    #[serde(default)]
+    pub labels_excluded: usize,
     /// One-line description of the protocol as configured.
     pub protocol_summary: String,
     pub top1: Option<Measured>,
@@ -189,6 +196,10 @@ pub struct ResultRow {
     pub claim_test_images: Option<usize>,
     pub setup: RowSetup,
     pub status: Status,
+}
+
+fn original_labels() -> String {
+    "original".into()
 }
 
 /// The spread of top-1 error over one sensitivity sweep: all rows of one (experiment, model,
@@ -266,6 +277,10 @@ pub struct ExperimentInfo {
     pub notes: Vec<String>,
     /// Paired comparisons in words (McNemar), e.g. `demo-paper-s1: center-crop vs ten-crop: …, p = 0.003`.
     pub paired: Vec<String>,
+    /// The label sets the experiment scores under, by id, the main rows' first (empty: a
+    /// training experiment, scored by its own labels).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// A chart written next to the report: `<stem>.png` and `<stem>.svg` inside the report folder.
@@ -280,6 +295,13 @@ pub struct ChartFiles {
     pub svg: String,
 }
 
+impl AuditReport {
+    /// Every row of the results table: the main rows, then the other label sets' rows.
+    pub fn table_rows(&self) -> Vec<ResultRow> {
+        self.rows.iter().chain(&self.label_rows).cloned().collect()
+    }
+}
+
 /// Everything `report.md` and `report.html` show.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditReport {
@@ -291,7 +313,13 @@ pub struct AuditReport {
     /// The command line that produced the report.
     pub command: String,
     pub experiments: Vec<ExperimentInfo>,
+    /// The rows under each experiment's first label set: what every section but the label
+    /// sets' own shows.
     pub rows: Vec<ResultRow>,
+    /// The rows under an experiment's other label sets (`labels: [original, real]`: the `real`
+    /// rows), shown beside the main rows by the label-set section.
+    #[serde(default)]
+    pub label_rows: Vec<ResultRow>,
     /// One band per swept (experiment, model, protocol), computed by the audit from `rows`.
     #[serde(default)]
     pub bands: Vec<SweepBand>,

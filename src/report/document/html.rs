@@ -125,6 +125,8 @@ pub(super) fn html(report: &AuditReport, svgs: &[String]) -> String {
     }
     s += "</section>\n";
 
+    s += &super::labels::html(report);
+
     s += "\n<section id=\"experiments\">\n<h2>Experiments</h2>\n";
     for view in &views {
         s += &html_experiment(view);

@@ -78,6 +78,8 @@ pub(super) fn markdown(report: &AuditReport) -> String {
         s += &md_chart(chart);
     }
 
+    s += &super::labels::markdown(report);
+
     s += "\n## Experiments\n";
     for view in &views {
         s += &md_experiment(view);

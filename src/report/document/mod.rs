@@ -12,6 +12,7 @@
 
 mod format;
 mod html;
+mod labels;
 mod markdown;
 mod svg;
 
@@ -193,6 +194,8 @@ mod tests {
             protocol: protocol.into(),
             protocol_kind: kind,
             setting: setting.map(Into::into),
+            labels: "original".into(),
+            labels_excluded: 0,
             protocol_summary: format!("{protocol} as configured"),
             top1: top1.and_then(measured),
             top5: top1.and_then(|t| measured(t / 3.0)),
@@ -294,6 +297,7 @@ mod tests {
                     ],
                     notes: vec!["Mean image: per-channel mean of ResNet_mean.binaryproto.".into()],
                     paired: vec!["resnet50: center-crop vs ten-crop: 812 vs 641 discordant, p = 0.003".into()],
+                    labels: Vec::new(),
                 },
                 ExperimentInfo {
                     name: "caffe-paper".into(),
@@ -306,9 +310,11 @@ mod tests {
                     protocols: vec![protocol("center-crop", CenterCrop, &[])],
                     notes: vec![],
                     paired: vec![],
+                    labels: Vec::new(),
                 },
             ],
             rows,
+            label_rows: Vec::new(),
             // What the audit computes from the center-crop sweep rows above (src/audit/bands.rs).
             bands: vec![SweepBand {
                 experiment: "demo".into(),
