@@ -26,22 +26,38 @@ const INTRO: &str = "Each result re-scored under the experiment's other label se
      out; top-5 counts any of the five best in the list. `subset:…`: the model's outputs restricted to \
      the subset's classes before ranking (timm's `valid_labels`).";
 
-/// One line per row under another label set, with its main row's top-1 error beside it.
+/// Rows under another label set that have no error (not run, empty): counted, not listed, since
+/// their main rows already say why.
+fn unmeasured(report: &AuditReport) -> usize {
+    report.label_rows.iter().filter(|r| r.setting.is_none() && r.top1.is_none()).count()
+}
+
+/// The sentence about [`unmeasured`] rows; empty when there are none.
+fn unmeasured_sentence(report: &AuditReport) -> String {
+    match unmeasured(report) {
+        0 => String::new(),
+        n => format!(
+            "{} row{} under other label sets {} no error (not run or empty); the main rows say why.",
+            fmt_count(n),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "has" } else { "have" }
+        ),
+    }
+}
+
+/// One line per measured row under another label set, with its main row's top-1 error beside it.
 fn lines(report: &AuditReport) -> Vec<[String; 9]> {
     report
         .label_rows
         .iter()
-        .filter(|r| r.setting.is_none())
+        .filter(|r| r.setting.is_none() && r.top1.is_some())
         .map(|other| {
             let main: Option<&ResultRow> = report.rows.iter().find(|r| {
                 (r.experiment.as_str(), r.model.as_str(), r.protocol.as_str())
                     == (other.experiment.as_str(), other.model.as_str(), other.protocol.as_str())
                     && r.setting.is_none()
             });
-            let scored = match other.top1 {
-                Some(_) => format!("{} ({})", fmt_count(other.images), fmt_count(other.labels_excluded)),
-                None => other.status.label(),
-            };
+            let scored = format!("{} ({})", fmt_count(other.images), fmt_count(other.labels_excluded));
             [
                 other.experiment.clone(),
                 other.model.clone(),
@@ -71,11 +87,17 @@ fn md_text(s: &str) -> String {
 /// The section for `report.md`; empty when no experiment names a second label set.
 pub(super) fn markdown(report: &AuditReport) -> String {
     let lines = lines(report);
-    if lines.is_empty() {
+    if lines.is_empty() && unmeasured(report) == 0 {
         return String::new();
     }
     // The introduction is a constant written as Markdown already.
     let mut s = format!("\n## Label sets\n\n{INTRO}\n\n");
+    if unmeasured(report) > 0 {
+        s += &format!("{}\n\n", unmeasured_sentence(report));
+    }
+    if lines.is_empty() {
+        return s;
+    }
     s += &format!("| {} |\n|", HEADER.join(" | "));
     for i in 0..HEADER.len() {
         s += if NUMERIC.contains(&i) { " ---: |" } else { " --- |" };
@@ -90,10 +112,16 @@ pub(super) fn markdown(report: &AuditReport) -> String {
 /// The section for `report.html`; empty when no experiment names a second label set.
 pub(super) fn html(report: &AuditReport) -> String {
     let lines = lines(report);
-    if lines.is_empty() {
+    if lines.is_empty() && unmeasured(report) == 0 {
         return String::new();
     }
     let mut s = format!("\n<section id=\"label-sets\">\n<h2>Label sets</h2>\n<p>{}</p>\n", esc(INTRO));
+    if unmeasured(report) > 0 {
+        s += &format!("<p>{}</p>\n", esc(&unmeasured_sentence(report)));
+    }
+    if lines.is_empty() {
+        return s + "</section>\n";
+    }
     s += "<div class=\"table-wrap\"><table class=\"stack\">\n<thead><tr>";
     for (i, h) in HEADER.iter().enumerate() {
         let class = if NUMERIC.contains(&i) { " class=\"num\"" } else { "" };
@@ -156,6 +184,18 @@ mod tests {
         let html = html(&report);
         assert!(html.contains("<td class=\"num\" data-label=\"top-1 err %\">17.12</td>"), "{html}");
         assert!(html.contains("46,837 (3,163)"), "{html}");
+    }
+
+    #[test]
+    fn rows_without_an_error_are_counted_not_listed() {
+        let mut not_run = row("real", 0.0, 0, 0);
+        not_run.top1 = None;
+        not_run.status = Status::NotRun("IMAGENET_VAL is not set".into());
+        let report = report(vec![not_run.clone(), not_run]);
+        let md = markdown(&report);
+        assert!(md.contains("2 rows under other label sets have no error"), "{md}");
+        assert!(!md.contains("IMAGENET_VAL") && !md.contains("| --- |"), "{md}");
+        assert!(html(&report).ends_with("</section>\n"));
     }
 
     #[test]
