@@ -10,7 +10,7 @@ use common::{fixture, IMAGES};
 use resnet_audit::dataset::DatasetSpec;
 use resnet_audit::eval::{self, EvalOptions, RunMode};
 use resnet_audit::experiment::LoadedExperiment;
-use resnet_audit::scoring::LabelSet;
+use resnet_audit::scoring::{LabelSet, LabelSetSpec};
 use resnet_audit::store::{ImageResult, Scored};
 use serde_json::Value;
 
@@ -80,6 +80,39 @@ fn a_subset_matches_timms_valid_labels() {
     let single: Vec<_> = results.iter().map(|r| LabelSet::Single.judge(r).map(|c| c.top1)).collect();
     assert_eq!(single, flags(&reference["unrestricted_top1_correct"]));
     assert_ne!(single, flags(&reference["top1_correct"]), "the fixture must tell the two rules apart");
+}
+
+/// `real` on an ImageNet validation folder (three images, `subset: true`): each image gets its
+/// line of the shipped real.json by its number; on any other dataset it is an error.
+#[test]
+fn real_labels_follow_the_validation_image_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("val");
+    std::fs::create_dir_all(&root).unwrap();
+    for (number, image) in [(1, IMAGES[0]), (2, IMAGES[1]), (8, IMAGES[2])] {
+        std::fs::copy(fixture(&format!("images/{image}")), root.join(format!("ILSVRC2012_val_{number:08}.JPEG")))
+            .unwrap();
+    }
+    let spec: DatasetSpec = serde_yaml::from_str("{kind: imagenet-val, root: val, subset: true}").unwrap();
+    let dataset = spec.load(dir.path()).unwrap();
+    let LabelSet::Real { lists } = LabelSetSpec::Real.load(&spec, &dataset, dir.path()).unwrap() else {
+        panic!("real is a ReaL label set")
+    };
+    let lists: Vec<(&str, &[u32])> = lists.iter().map(|(id, list)| (id.as_str(), list.as_slice())).collect();
+    assert_eq!(
+        lists,
+        [
+            ("ILSVRC2012_val_00000001.JPEG", &[][..]),
+            ("ILSVRC2012_val_00000002.JPEG", &[970, 795][..]),
+            ("ILSVRC2012_val_00000008.JPEG", &[700][..])
+        ]
+    );
+    let folder: DatasetSpec = serde_yaml::from_str("{kind: image-folder, root: val2}").unwrap();
+    std::fs::create_dir_all(dir.path().join("val2/a")).unwrap();
+    std::fs::copy(fixture(&format!("images/{}", IMAGES[0])), dir.path().join("val2/a/x.JPEG")).unwrap();
+    let dataset = folder.load(dir.path()).unwrap();
+    let error = LabelSetSpec::Real.load(&folder, &dataset, dir.path()).unwrap_err().to_string();
+    assert!(error.contains("ImageNet 2012 validation images only"), "{error}");
 }
 
 /// A tiny ImageNet-V2 tree: folders named by class index, classes named by synset.
