@@ -24,6 +24,7 @@ use crate::store::{image_list_sha256, ImageResult, ResultStore, StoreKey};
 use crate::transform::{InputSpec, MeanSpec, NormalizeError, Normalizer};
 use crate::weights::{load_resnet, HubSettings, LoadOptions, WeightsError, WeightsFile, WeightsSource};
 use std::cell::Cell;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -121,7 +122,8 @@ pub struct Row {
     pub model: String,
     pub protocol: String,
     pub summary: String,
-    pub results: Vec<ImageResult>,
+    /// Shared by the rows of every label set (and the ensembles' members): one copy per result.
+    pub results: Arc<Vec<ImageResult>>,
     pub rates: ErrorRates,
     /// The sweep setting this row measured; `None` for a protocol as written.
     pub sweep: Option<SweepVariant>,
@@ -132,7 +134,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(model: &str, protocol: &str, summary: String, results: Vec<ImageResult>, labels: &NamedLabels) -> Self {
+    fn new(model: &str, protocol: &str, summary: String, results: Arc<Vec<ImageResult>>, labels: &NamedLabels) -> Self {
         let (id, set) = labels;
         let rates = set.error_rates(&results);
         let excluded = set.excluded(&results);
@@ -480,7 +482,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         }
         missing.is_empty()
     });
-    let mut computed: BTreeMap<(String, String), Vec<ImageResult>> = BTreeMap::new();
+    let mut computed: BTreeMap<(String, String), Arc<Vec<ImageResult>>> = BTreeMap::new();
     let mut rows = Vec::new();
     let mut progress = Vec::new();
     for (model_id, protocol_id) in pairs {
@@ -511,6 +513,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             (RunMode::Complete, Some(scorer)) => {
                 engine::evaluate(scorer, &task, &settings, &store).map_err(engine_err)?
             }
+            // (Complete, None) and (Shard, None) do not occur: a computing run builds its models.
             (RunMode::StoredOnly, _) | (RunMode::Complete, None) => {
                 engine::merge_stored(&task, &settings, &store).map_err(engine_err)?
             }
@@ -540,9 +543,10 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
                 continue;
             }
         };
+        let results = Arc::new(results);
         if model_ids.contains(&model_id) && (protocol_ids.contains(&protocol_id) || variant.is_some()) {
             for labels in &label_sets {
-                let mut row = Row::new(model_id, protocol_id, protocol.summary(), results.clone(), labels);
+                let mut row = Row::new(model_id, protocol_id, protocol.summary(), Arc::clone(&results), labels);
                 row.sweep = variant.cloned();
                 rows.push(row);
             }
@@ -557,13 +561,17 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         let members: Vec<(String, Vec<ImageResult>)> = e
             .members
             .iter()
-            .map(|m| (format!("{}/{}", m.model, m.protocol), computed[&(m.model.clone(), m.protocol.clone())].clone()))
+            .map(|m| {
+                let results = computed[&(m.model.clone(), m.protocol.clone())].as_ref().clone();
+                (format!("{}/{}", m.model, m.protocol), results)
+            })
             .collect();
-        let results =
-            ensemble::average(&members).map_err(|error| EvalError::Ensemble { protocol: id.to_string(), error })?;
+        let results = Arc::new(
+            ensemble::average(&members).map_err(|error| EvalError::Ensemble { protocol: id.to_string(), error })?,
+        );
         let summary = experiment.protocol(id).map(|p| p.summary()).unwrap_or_default();
         for labels in &label_sets {
-            rows.push(Row::new("ensemble", id, summary.clone(), results.clone(), labels));
+            rows.push(Row::new("ensemble", id, summary.clone(), Arc::clone(&results), labels));
         }
     }
     let paired = paired_tests(&rows, &label_sets[0]);
