@@ -109,13 +109,21 @@ pub(super) fn markdown(report: &AuditReport) -> String {
     s
 }
 
+/// Escaped text whose backquoted parts become `<code>` (the introduction is written as Markdown).
+fn html_code_spans(text: &str) -> String {
+    text.split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { format!("<code>{}</code>", esc(part)) } else { esc(part) })
+        .collect()
+}
+
 /// The section for `report.html`; empty when no experiment names a second label set.
 pub(super) fn html(report: &AuditReport) -> String {
     let lines = lines(report);
     if lines.is_empty() && unmeasured(report) == 0 {
         return String::new();
     }
-    let mut s = format!("\n<section id=\"label-sets\">\n<h2>Label sets</h2>\n<p>{}</p>\n", esc(INTRO));
+    let mut s = format!("\n<section id=\"label-sets\">\n<h2>Label sets</h2>\n<p>{}</p>\n", html_code_spans(INTRO));
     if unmeasured(report) > 0 {
         s += &format!("<p>{}</p>\n", esc(&unmeasured_sentence(report)));
     }
@@ -184,6 +192,7 @@ mod tests {
         let html = html(&report);
         assert!(html.contains("<td class=\"num\" data-label=\"top-1 err %\">17.12</td>"), "{html}");
         assert!(html.contains("46,837 (3,163)"), "{html}");
+        assert!(html.contains("<code>real</code>: ImageNet-ReaL") && !html.contains('`'), "{html}");
     }
 
     #[test]
