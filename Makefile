@@ -54,7 +54,8 @@ audit: build
 	$(BIN) check $(REPORT)
 
 # The report in headless Chromium (Debian's `chromium`, installed when absent) at 1400 and 420 px:
-# fails if the page scrolls sideways at either width; prints where the two screenshots went.
+# fails if the page, or any table, chart or code block on it, scrolls sideways at either width;
+# prints where the two screenshots went. Checks the report `make audit` wrote (CI runs both).
 # `make report-check REPORT_HTML=path/to/report.html` checks another report.
 REPORT_HTML ?= $(REPORT)/report.html
 report-check:
