@@ -94,7 +94,7 @@ fn quiet_silences_the_epoch_lines_of_train() {
          data: {kind: demo, dir: data, spec: {seed: 7, train_per_class: 2, test_per_class: 1, min_side: 36, max_side: 40}}\n\
          model: {family: cifar, depth: 8, base_width: 4, shortcut: A}\n\
          input: torchvision\n\
-         augment: []\n\
+         augment:\n  - {kind: scale-augment, min: 36, max: 40, size: 32}\n\
          val: {resize: 36, crop: 32}\n\
          optimizer: {momentum: 0.9, nesterov: true, weight_decay: 1e-4, decay_scope: all}\n\
          schedule: {kind: steps, base: 0.1, milestones: [6]}\n\

@@ -229,8 +229,8 @@ fn deltas_chart_writes_legible_png_and_svg() {
     }
 }
 
-/// Recorded baselines get legend entries of their own: a baseline that holds is never shown as a
-/// reproduced published claim.
+/// Recorded baselines get legend entries of their own (deltas) and their own name (ladder): a
+/// baseline that holds is never shown as a reproduced published claim.
 #[test]
 fn deltas_legend_tells_baselines_from_published_claims() {
     use ProtocolKind::*;
@@ -249,6 +249,12 @@ fn deltas_legend_tells_baselines_from_published_claims() {
         assert!(svg.contains(text), "SVG lacks {text:?}");
     }
     assert!(!svg.contains("reproduced"), "no published claim was reproduced here");
+    // The ladder's dashed lines say whose numbers they are.
+    let ladder = protocol_ladder(&rows[..2], dir.path(), "ladder").expect("ladder");
+    let svg = svg_text(dir.path(), &ladder);
+    assert!(svg.contains("recorded baseline") && !svg.contains("published claim"), "baselines only");
+    let ladder = protocol_ladder(&rows, dir.path(), "ladder-mixed").expect("ladder");
+    assert!(svg_text(dir.path(), &ladder).contains("claimed or recorded baseline"));
 }
 
 #[test]
