@@ -165,7 +165,7 @@ const SIDES: [(format::Side, &str, &str); 3] = [
         "Recorded baselines",
         "this project's own earlier numbers, kept to catch regressions; never counted as reproduced",
     ),
-    (format::Side::Unclaimed, "Without a claim", "measured, nothing to compare with"),
+    (format::Side::Unclaimed, "Without a claim", "nothing to compare with"),
 ];
 
 /// The rows the verdict counts: each protocol as written (a sweep setting is a sensitivity
