@@ -54,10 +54,14 @@ audit: build
 	$(BIN) check $(REPORT)
 
 # The report in headless Chromium (Debian's `chromium`, installed when absent) at 1400 and 420 px:
-# fails if the page scrolls sideways at either width; prints where the two screenshots went.
+# fails if the page, or any table, chart or code block on it, scrolls sideways at either width;
+# prints where the two screenshots went. Checks the report `make audit` wrote (CI runs both),
+# after tests/report/selftest.sh has shown that the check fails a page that is too wide and one
+# with a frame that scrolls sideways (about 30 s).
 # `make report-check REPORT_HTML=path/to/report.html` checks another report.
 REPORT_HTML ?= $(REPORT)/report.html
 report-check:
+	tests/report/selftest.sh
 	tests/report/check.sh $(REPORT_HTML) target/report-check
 
 # Retrain the six demo models behind `make audit` (about 15 minutes on 2 cores): seeds 1-3 of

@@ -1,7 +1,7 @@
 //! Progress shown while images are scored: a bar with a rounded rate and an ETA on a terminal,
 //! plain lines every 10 s otherwise, nothing at all under `--quiet`. The one place progress is
 //! drawn, so that one switch ([`set_quiet`]) silences every bar (the engine's and the Hugging
-//! Face download's).
+//! Face download's) and every progress [`line`] (training's epochs).
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +20,14 @@ pub fn set_quiet(quiet: bool) {
 /// Whether progress is silenced.
 pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
+}
+
+/// A progress line that is not a bar (a resumed run, a finished training epoch): on stderr,
+/// unless `--quiet`.
+pub fn line(text: impl std::fmt::Display) {
+    if !quiet() {
+        eprintln!("{text}");
+    }
 }
 
 /// A rate as a reader wants it: whole images per second from 10 up, one decimal below 10

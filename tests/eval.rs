@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, IMAGES};
+use common::{fixture, fixture_image_folder, narrow_experiment, IMAGES};
 use polars::prelude::*;
 
 /// A class-per-folder dataset of the fixture images (`copies` of each) in a 20-class list, and
@@ -19,32 +19,14 @@ struct Setup {
 impl Setup {
     fn new(copies: usize, protocols: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let classes: Vec<String> = (0..20).map(|c| format!("class{c:02}")).collect();
-        std::fs::write(dir.path().join("classes.txt"), classes.join("\n")).unwrap();
-        for (i, name) in IMAGES.iter().enumerate() {
-            let folder = dir.path().join("images").join(&classes[i % 3]);
-            std::fs::create_dir_all(&folder).unwrap();
-            for copy in 0..copies {
-                std::fs::copy(fixture(&format!("images/{name}")), folder.join(format!("{copy}_{name}"))).unwrap();
-            }
-        }
+        fixture_image_folder(dir.path(), copies);
         let setup = Self { dir };
         setup.write_experiment(protocols, extra);
         setup
     }
 
     fn write_experiment(&self, protocols: &str, extra: &str) {
-        let weights = fixture("parity/protocol_r50_w8.safetensors");
-        let yaml = format!(
-            "description: eval test\n\
-             dataset: {{kind: image-folder, root: images, classes: classes.txt}}\n\
-             models:\n  \
-               - {{id: narrow, weights: {w}, input: torchvision}}\n  \
-               - {{id: narrow-v1, weights: {w}, input: torchvision, stride: v1}}\n\
-             protocols:\n{protocols}{extra}",
-            w = weights.display()
-        );
-        std::fs::write(self.experiment(), yaml).unwrap();
+        std::fs::write(self.experiment(), narrow_experiment("eval test", protocols, extra)).unwrap();
     }
 
     fn experiment(&self) -> PathBuf {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{fixture, IMAGES};
+use common::{fixture_image_folder, narrow_experiment};
 use resnet_audit::device::DeviceKind;
 use resnet_audit::eval::{record_placement, COMPUTE_DTYPE};
 use resnet_audit::store::StoreKey;
@@ -30,26 +30,8 @@ const SLOW_PROTOCOLS: &str = "  - {id: fcn, kind: fully-convolutional, scales: [
 impl Setup {
     fn new(copies: usize, protocols: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let classes: Vec<String> = (0..20).map(|c| format!("class{c:02}")).collect();
-        std::fs::write(dir.path().join("classes.txt"), classes.join("\n")).unwrap();
-        for (i, name) in IMAGES.iter().enumerate() {
-            let folder = dir.path().join("images").join(&classes[i % 3]);
-            std::fs::create_dir_all(&folder).unwrap();
-            for copy in 0..copies {
-                std::fs::copy(fixture(&format!("images/{name}")), folder.join(format!("{copy}_{name}"))).unwrap();
-            }
-        }
-        let weights = fixture("parity/protocol_r50_w8.safetensors");
-        let yaml = format!(
-            "description: shard test\n\
-             dataset: {{kind: image-folder, root: images, classes: classes.txt}}\n\
-             models:\n  \
-               - {{id: narrow, weights: {w}, input: torchvision}}\n  \
-               - {{id: narrow-v1, weights: {w}, input: torchvision, stride: v1}}\n\
-             protocols:\n{protocols}\
-             run: {{batch_size: 4, chunk_size: 2}}\n",
-            w = weights.display()
-        );
+        fixture_image_folder(dir.path(), copies);
+        let yaml = narrow_experiment("shard test", protocols, "run: {batch_size: 4, chunk_size: 2}\n");
         std::fs::write(dir.path().join("experiment.yaml"), yaml).unwrap();
         Self { dir }
     }

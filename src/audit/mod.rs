@@ -279,6 +279,7 @@ fn audit_experiment(
         name: name.to_string(),
         copied_file: copied_file.to_string(),
         description: experiment.description.clone(),
+        question: experiment.question.clone(),
         dataset: experiment.dataset().map(describe_dataset).unwrap_or_default(),
         images: None,
         not_run: None,

@@ -166,7 +166,11 @@ fn judge(row: &mut ResultRow, claim: Option<&Claim>, dataset_images: usize) {
     let test_images = claim.test_images.unwrap_or(dataset_images);
     row.claim_test_images = Some(test_images);
     if row.images < test_images {
-        row.status = Status::Subset(format!("subset: {} of {test_images} images", row.images));
+        row.status = Status::Subset(format!(
+            "subset: {} of {} images",
+            crate::report::thousands(row.images),
+            crate::report::thousands(test_images)
+        ));
         return;
     }
     let outside = [row.delta_top1, row.delta_top5].iter().flatten().any(|d| d.abs() > claim.tolerance);
@@ -411,7 +415,7 @@ mod tests {
         judge(&mut row, Some(&Claim { test_images: Some(10_000), ..claim(Some(25.0), None, 0.3) }), 846);
         assert_eq!(
             (row.status.clone(), row.claim_test_images),
-            (Status::Subset("subset: 846 of 10000 images".into()), Some(10_000))
+            (Status::Subset("subset: 846 of 10,000 images".into()), Some(10_000))
         );
     }
 

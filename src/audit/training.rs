@@ -24,6 +24,7 @@ pub(super) fn audit_training(
         name: name.to_string(),
         copied_file: format!("experiments/{name}.yaml"),
         description: loaded.description.clone(),
+        question: None,
         dataset: String::new(),
         images: None,
         not_run: None,

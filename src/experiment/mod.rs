@@ -34,6 +34,10 @@ pub use validate::{ClaimField, Problem, Reference, Undefined, MAX_ID_CHARS, MAX_
 pub struct Experiment {
     #[serde(default)]
     pub description: String,
+    /// The question the experiment answers, in one sentence, for the top of the report (its
+    /// verdict box); the description stands in when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub question: Option<String>,
     /// Library files (relative to this file) whose named datasets, inputs and protocols this file uses.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub imports: Vec<PathBuf>,

@@ -8,6 +8,20 @@ pub mod document;
 
 use serde::{Deserialize, Serialize};
 
+/// A count with thousands separated by commas (`10,000`), as every text a person reads shows
+/// counts: the audit's reasons (`subset: 846 of 10,000 images`) and the report's tables alike.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Whether a measured row agrees with its claim or recorded baseline.
 ///
 /// A published claim (a source outside the project) is `reproduced` or `drift`; a recorded
@@ -265,6 +279,10 @@ pub struct ExperimentInfo {
     /// The path of its copy inside the report folder (`experiments/demo.yaml`).
     pub copied_file: String,
     pub description: String,
+    /// The question the experiment asks (its YAML's `question:`), shown in the verdict box;
+    /// `None`: the description stands in.
+    #[serde(default)]
+    pub question: Option<String>,
     /// The dataset in words (`class folders under …, 600 images, 10 classes`).
     pub dataset: String,
     /// Images evaluated; `None` when the experiment did not run.

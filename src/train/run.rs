@@ -412,7 +412,7 @@ pub fn train_seed_on(
             .map_err(|error| TrainError::Progress { path: checkpoint_path.clone(), error })?;
         scheduler.restore(progress.scheduler.clone());
         curve = read_curve(&curve_path).into_iter().filter(|r| r.epoch < state.epoch).collect();
-        eprintln!("seed {seed}: resuming at step {step}");
+        crate::progress::line(format_args!("seed {seed}: resuming at step {step}"));
     }
     let save = |step: u64, optimizer: &Sgd, progress: &Progress| -> Result<(), TrainError> {
         let state = TrainState {
@@ -462,10 +462,10 @@ pub fn train_seed_on(
             let val_error = validate(&model, &data, recipe, &normalizer, device)?;
             scheduler.observe_validation(val_error);
             let row = EpochRow { epoch, lr, train_loss: loss_sum / seen.max(1) as f64, train_error, val_error };
-            eprintln!(
+            crate::progress::line(format_args!(
                 "seed {seed} epoch {epoch}: loss {:.4}, train error {:.4}, val error {:.4}",
                 row.train_loss, train_error, val_error
-            );
+            ));
             curve.push(row);
             write_curve(&curve_path, &curve)?;
             write_curve_parquet(&curve_parquet, &curve)?;

@@ -102,6 +102,36 @@ pub fn assert_same_weights(a: &std::path::Path, b: &std::path::Path) {
     }
 }
 
+/// A class-per-folder dataset in `dir`: `classes.txt` naming 20 classes, and `copies` of each
+/// fixture image under `images/<class>/` (image `i` in class `i mod 3`), as eval, shard and CLI
+/// tests use it.
+pub fn fixture_image_folder(dir: &std::path::Path, copies: usize) {
+    let classes: Vec<String> = (0..20).map(|c| format!("class{c:02}")).collect();
+    std::fs::write(dir.join("classes.txt"), classes.join("\n")).unwrap();
+    for (i, name) in IMAGES.iter().enumerate() {
+        let folder = dir.join("images").join(&classes[i % 3]);
+        std::fs::create_dir_all(&folder).unwrap();
+        for copy in 0..copies {
+            std::fs::copy(fixture(&format!("images/{name}")), folder.join(format!("{copy}_{name}"))).unwrap();
+        }
+    }
+}
+
+/// An experiment over [`fixture_image_folder`] with the narrow fixture ResNet-50 under v1.5
+/// (`narrow`) and v1 (`narrow-v1`) strides: `protocols` are the `protocols:` list's lines,
+/// `extra` any further top-level lines (`run: …`).
+pub fn narrow_experiment(description: &str, protocols: &str, extra: &str) -> String {
+    format!(
+        "description: {description}\n\
+         dataset: {{kind: image-folder, root: images, classes: classes.txt}}\n\
+         models:\n  \
+           - {{id: narrow, weights: {w}, input: torchvision}}\n  \
+           - {{id: narrow-v1, weights: {w}, input: torchvision, stride: v1}}\n\
+         protocols:\n{protocols}{extra}",
+        w = fixture("parity/protocol_r50_w8.safetensors").display()
+    )
+}
+
 /// A folder of real photos (`.JPEG`) for smoke tests, from `RESNET_AUDIT_PHOTOS` (e.g. 103 ImageNet
 /// validation images, one per class; never committed: ImageNet's terms). `None` when unset.
 #[allow(dead_code)] // not every test binary that includes this module uses it

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The report in a real browser: renders a report.html with headless Chromium at 1400 px (a
 # desktop screen) and 420 px (a phone), fails if the page is wider than the window at either
-# width (the reader would have to scroll sideways), and saves a screenshot of each.
+# width, or if any element on it scrolls (or clips) sideways inside its own frame: a table, a
+# chart, a code block. Either way the reader would have to scroll sideways. Saves a screenshot
+# of each width.
 #
 #   tests/report/check.sh [REPORT_HTML] [OUT_DIR]
 #     REPORT_HTML  default reports/latest/report.html
@@ -41,15 +43,22 @@ cat >> "$work/page.html" <<'JS'
 <script>
 window.addEventListener("load", () => {
   const doc = document.documentElement, width = window.innerWidth;
-  const wide = [];
+  const name = el => el.tagName.toLowerCase() + (typeof el.className === "string" && el.className ? "." + el.className.trim().split(/\s+/).join(".") : "");
+  const wide = [], scrolling = [];
   for (const el of document.body.querySelectorAll("*")) {
     const box = el.getBoundingClientRect();
     if (box.right > width + 1 && wide.length < 5) {
-      wide.push(el.tagName.toLowerCase() + (el.className && el.className.baseVal === undefined ? "." + el.className.split(" ").join(".") : "") + " right=" + Math.round(box.right));
+      wide.push(name(el) + " right=" + Math.round(box.right));
+    }
+    // An element whose content is wider than its box, in a frame that scrolls or clips it.
+    if (el instanceof HTMLElement && el.scrollWidth > el.clientWidth + 1
+        && /auto|scroll|hidden/.test(getComputedStyle(el).overflowX) && scrolling.length < 5) {
+      scrolling.push(name(el) + " content=" + el.scrollWidth + " box=" + el.clientWidth);
     }
   }
   // Built from parts, so that the marker is not found in this script's own text.
-  parent.postMessage("WIDTH" + "-CHECK page=" + doc.scrollWidth + " window=" + width + " wide=" + wide.join(", ") + " END", "*");
+  parent.postMessage("WIDTH" + "-CHECK page=" + doc.scrollWidth + " window=" + width + " wide=" + wide.join(", ")
+    + " scrolling=" + scrolling.join(", ") + " END", "*");
 });
 </script>
 JS
@@ -66,7 +75,7 @@ for width in 1400 420; do
 </body></html>
 HTML
     dom=$("$browser" "${flags[@]}" --window-size="$(( width < 500 ? 500 : width )),$height" --dump-dom "file://$work/harness-$width.html" 2>/dev/null || true)
-    line=$(printf '%s' "$dom" | grep -oE 'WIDTH-CHECK page=[0-9]+ window=[0-9]+ wide=[^<]* END' | head -n 1 || true)
+    line=$(printf '%s' "$dom" | grep -oE 'WIDTH-CHECK page=[0-9]+ window=[0-9]+ wide=[^<]* scrolling=[^<]* END' | head -n 1 || true)
     if [ -z "$line" ]; then
         echo "report-check: ${width} px: the browser did not render the page" >&2
         status=1
@@ -84,11 +93,15 @@ HTML
     cp "$report" "$work/report.html"
     shot="$out/report-${width}px.png"
     "$browser" "${flags[@]}" --window-size="$width,$shot_height" --screenshot="$shot" "file://$work/shot-$width.html" >/dev/null 2>&1 || true
+    scrolling=$(printf '%s' "$line" | sed -E 's/.* scrolling=(.*) END/\1/')
     if [ "$page" -gt "$window" ]; then
-        echo "report-check: ${width} px: FAIL, the page is ${page} px wide in a ${window} px window (scrolls sideways); sticking out: $(printf '%s' "$line" | sed -E 's/.*wide=(.*) END/\1/')" >&2
+        echo "report-check: ${width} px: FAIL, the page is ${page} px wide in a ${window} px window (scrolls sideways); sticking out: $(printf '%s' "$line" | sed -E 's/.*wide=(.*) scrolling=.*/\1/')" >&2
+        status=1
+    elif [ -n "$scrolling" ]; then
+        echo "report-check: ${width} px: FAIL, elements scroll sideways inside the page: $scrolling" >&2
         status=1
     else
-        echo "report-check: ${width} px: ok, page ${page} px in a ${window} px window"
+        echo "report-check: ${width} px: ok, page ${page} px in a ${window} px window, no element scrolls sideways"
     fi
     echo "report-check: screenshot $shot"
 done

@@ -1,5 +1,6 @@
-//! (3) Measured − claimed per claim: one row per published top-1 claim, with its tolerance band
-//! and the 95% CI whisker (CI minus claim), coloured by status.
+//! (3) Measured − claimed per claim: one row per top-1 claim (published or a recorded baseline),
+//! with its tolerance band and the 95% CI whisker (CI minus claim), marked by status: published
+//! claims as circles, recorded baselines as squares in colours of their own.
 
 use std::ops::Range;
 
@@ -11,7 +12,7 @@ use super::axis::{extent, finite, finite_measured, fmt_tick, mesh, Axes, KeyedAx
 use super::legend::{draw_top_legend, LegendEntry, Sample};
 use super::style::{
     draw_marker, fit_middle, text_style, text_width, titled, Shape, AXIS, BLUE_MEASURED, GREEN_OK, GREY_TEXT,
-    RED_DRIFT, TICK_SIZE,
+    ORANGE_REGRESSED, PURPLE_SUBSET, RED_DRIFT, TICK_SIZE,
 };
 use super::{Chart, DrawError, HEIGHT, WIDTH};
 use crate::report::{Measured, ResultRow, Status};
@@ -44,16 +45,29 @@ pub(super) struct Deltas {
     legend: Vec<LegendEntry>,
 }
 
-fn status_color(status: &Status) -> RGBColor {
+/// A row's marker: colour, shape, filled. Published claims are circles, recorded baselines
+/// squares, so that a baseline that holds never reads as a reproduced published claim.
+fn status_marker(status: &Status) -> (RGBColor, Shape, bool) {
     match status {
-        Status::Reproduced => GREEN_OK,
-        Status::Drift => RED_DRIFT,
-        // A matched baseline is not a reproduced published claim: not green.
-        Status::Measured | Status::Baseline => BLUE_MEASURED,
-        Status::Regressed | Status::Empty(_) => RED_DRIFT,
-        Status::Subset(_) | Status::NotRun(_) => GREY_TEXT,
+        Status::Reproduced => (GREEN_OK, Shape::Circle, true),
+        Status::Drift => (RED_DRIFT, Shape::Circle, true),
+        Status::Measured => (BLUE_MEASURED, Shape::Circle, false),
+        Status::Baseline => (BLUE_MEASURED, Shape::Square, true),
+        Status::Regressed => (ORANGE_REGRESSED, Shape::Square, true),
+        Status::Subset(_) => (PURPLE_SUBSET, Shape::Circle, false),
+        Status::Empty(_) | Status::NotRun(_) => (GREY_TEXT, Shape::Circle, false),
     }
 }
+
+/// The legend's entries, one per status drawn, in this order.
+const LEGEND_STATUSES: [(&str, &str); 6] = [
+    ("reproduced", "reproduced (published claim)"),
+    ("drift", "drift (published claim)"),
+    ("baseline", "holds (recorded baseline)"),
+    ("regressed", "regressed (recorded baseline)"),
+    ("subset", "subset of the test set (not judged)"),
+    ("measured", "measured (no verdict)"),
+];
 
 impl Deltas {
     pub(super) fn prepare(rows: &[ResultRow]) -> Option<Deltas> {
@@ -85,14 +99,10 @@ impl Deltas {
         let label_w = rows.iter().map(|r| text_width(&r.label, TICK_SIZE)).max().unwrap_or(0).min(DELTA_LABEL_MAX_W);
         let height = (240 + DELTA_ROW_H * rows.len() as u32).clamp(HEIGHT / 2, MAX_HEIGHT);
         let mut legend = vec![];
-        for (status, label) in
-            [(Status::Reproduced, "reproduced"), (Status::Drift, "drift"), (Status::Measured, "measured (no verdict)")]
-        {
-            if rows.iter().any(|r| r.measured.is_some() && r.status == status) {
-                legend.push(LegendEntry {
-                    sample: Sample::Marker { color: status_color(&status), shape: Shape::Circle, filled: true },
-                    label: label.into(),
-                });
+        for (word, label) in LEGEND_STATUSES {
+            if let Some(r) = rows.iter().find(|r| r.measured.is_some() && r.status.word() == word) {
+                let (color, shape, filled) = status_marker(&r.status);
+                legend.push(LegendEntry { sample: Sample::Marker { color, shape, filled }, label: label.into() });
             }
         }
         legend.push(LegendEntry { sample: Sample::Whisker { color: AXIS }, label: "95% CI \u{2212} claim".into() });
@@ -167,7 +177,7 @@ impl Chart for Deltas {
             let y = y_of(i);
             match r.measured {
                 Some(m) => {
-                    let color = status_color(&r.status);
+                    let (color, shape, filled) = status_marker(&r.status);
                     chart.draw_series(std::iter::once(ErrorBar::new_horizontal(
                         y,
                         m.low - r.claim,
@@ -176,7 +186,7 @@ impl Chart for Deltas {
                         color.stroke_width(2),
                         14,
                     )))?;
-                    draw_marker(chart.plotting_area(), (m.err - r.claim, y), Shape::Circle, color, true, 7)?;
+                    draw_marker(chart.plotting_area(), (m.err - r.claim, y), shape, color, filled, 7)?;
                 }
                 None => {
                     let style = text_style(TICK_SIZE, GREY_TEXT).pos(Pos::new(HPos::Left, VPos::Center));

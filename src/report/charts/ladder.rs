@@ -13,7 +13,7 @@ use super::axis::{
 use super::legend::{column_legend_height, draw_side_legend, split_for_side_legend, LegendEntry, Sample};
 use super::style::{draw_marker, kind_index, kind_label, series_style, titled, Shape, AXIS, KINDS};
 use super::{Chart, DrawError, HEIGHT, WIDTH};
-use crate::report::{Measured, ProtocolKind, ResultRow};
+use crate::report::{ClaimKind, Measured, ProtocolKind, ResultRow};
 
 pub(super) const LADDER_TITLE: &str = "Top-1 error along the test-protocol ladder (i) \u{2192} (iv)";
 
@@ -122,7 +122,7 @@ impl Ladder {
             },
             LegendEntry {
                 sample: Sample::Line { color: AXIS, width: 2, dashed: true, marker: Some((Shape::Circle, false)) },
-                label: "claimed".into(),
+                label: claimed_label(rows).into(),
             },
         ];
         legend.extend(series.iter().map(|s| LegendEntry {
@@ -199,5 +199,23 @@ impl Chart for Ladder {
 
         let (_, plot_y) = chart.plotting_area().get_pixel_range();
         draw_side_legend(&side, plot_y.start, &self.legend)
+    }
+}
+
+/// What the dashed lines are: published claims, this project's recorded baselines, or both, so
+/// that a baseline is never drawn as if a source had published it.
+fn claimed_label(rows: &[ResultRow]) -> &'static str {
+    let claimed = rows.iter().filter(|r| r.claimed_top1_err.is_some());
+    let (mut published, mut baseline) = (false, false);
+    for r in claimed {
+        match r.claim_kind {
+            Some(ClaimKind::Baseline) => baseline = true,
+            _ => published = true,
+        }
+    }
+    match (published, baseline) {
+        (false, true) => "recorded baseline",
+        (true, true) => "claimed or recorded baseline",
+        _ => "published claim",
     }
 }

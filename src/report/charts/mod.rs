@@ -138,7 +138,8 @@ fn ladder_chart(rows: &[ResultRow], dir: &Path, stem: &str, title: &str) -> Resu
         title,
         "Each colour is one model (or ensemble) of the experiment: solid lines with filled markers and 95% CI \
          whiskers are measured top-1 error along the protocols (i) → (iv), dashed lines with \
-         hollow markers the published claims for the same protocols (lower is better). \
+         hollow markers the numbers it is compared with for the same protocols, as the \
+         legend names them: published claims or this project's recorded baselines (lower is better). \
          Ensembles are their own series with a point at (iv); a model that was not run shows \
          only its claims, and several protocols of one kind are drawn side by side.",
     ))

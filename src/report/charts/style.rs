@@ -38,6 +38,10 @@ pub(super) const PALETTE: [RGBColor; 10] = [
 pub(super) const GREEN_OK: RGBColor = RGBColor(34, 139, 34);
 pub(super) const RED_DRIFT: RGBColor = RGBColor(214, 39, 40);
 pub(super) const BLUE_MEASURED: RGBColor = RGBColor(31, 119, 180);
+/// A recorded baseline that no longer holds: not the red of a published claim's drift.
+pub(super) const ORANGE_REGRESSED: RGBColor = RGBColor(230, 120, 20);
+/// Measured on a subset of the claim's test set: shown, not judged.
+pub(super) const PURPLE_SUBSET: RGBColor = RGBColor(128, 80, 170);
 pub(super) const GREY_TEXT: RGBColor = RGBColor(90, 90, 90);
 pub(super) const GRID: RGBColor = RGBColor(225, 225, 225);
 pub(super) const AXIS: RGBColor = RGBColor(60, 60, 60);

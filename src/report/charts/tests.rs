@@ -229,6 +229,34 @@ fn deltas_chart_writes_legible_png_and_svg() {
     }
 }
 
+/// Recorded baselines get legend entries of their own (deltas) and their own name (ladder): a
+/// baseline that holds is never shown as a reproduced published claim.
+#[test]
+fn deltas_legend_tells_baselines_from_published_claims() {
+    use ProtocolKind::*;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rows = vec![
+        row("demo", "paper-s1", "center-crop", CenterCrop, m(30.0), Some(30.1), None, Status::Baseline),
+        row("demo", "paper-s2", "center-crop", CenterCrop, m(33.0), Some(30.1), None, Status::Regressed),
+        row("cifar", "resnet20", "as-is", CenterCrop, m(8.5), Some(8.75), None, Status::Subset("subset".into())),
+    ];
+    for r in &mut rows[..2] {
+        r.claim_kind = Some(crate::report::ClaimKind::Baseline);
+    }
+    let files = claim_deltas(&rows, dir.path(), "deltas").expect("deltas");
+    let svg = svg_text(dir.path(), &files);
+    for text in ["holds (recorded baseline)", "regressed (recorded baseline)", "subset of the test set (not judged)"] {
+        assert!(svg.contains(text), "SVG lacks {text:?}");
+    }
+    assert!(!svg.contains("reproduced"), "no published claim was reproduced here");
+    // The ladder's dashed lines say whose numbers they are.
+    let ladder = protocol_ladder(&rows[..2], dir.path(), "ladder").expect("ladder");
+    let svg = svg_text(dir.path(), &ladder);
+    assert!(svg.contains("recorded baseline") && !svg.contains("published claim"), "baselines only");
+    let ladder = protocol_ladder(&rows, dir.path(), "ladder-mixed").expect("ladder");
+    assert!(svg_text(dir.path(), &ladder).contains("claimed or recorded baseline"));
+}
+
 #[test]
 fn training_curves_write_legible_png_and_svg() {
     let dir = tempfile::tempdir().expect("tempdir");

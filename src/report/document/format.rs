@@ -1,7 +1,7 @@
 //! What both documents say, before markup: numbers formatted as the report prints them, status
 //! names and counts, the reading guide, the results table's cells, and sweep bands in words.
 
-use crate::report::{Measured, ResultRow, Status, SweepBand};
+use crate::report::{ClaimKind, Measured, ResultRow, Status, SweepBand};
 
 /// What a cell or sentence shows where there is no value.
 pub(super) const MISSING: &str = "—";
@@ -61,15 +61,7 @@ fn fmt_sig3(v: Option<f64>) -> String {
 
 /// Thousands separated: 50,000.
 pub(super) fn fmt_count(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::report::thousands(n)
 }
 
 /// Top-1 and top-5 in one cell, `a / b`; a single dash when both are missing.
@@ -86,36 +78,342 @@ pub(super) fn short_sha(sha: &str) -> String {
     sha.chars().take(12).collect()
 }
 
-/// The CSS class of a status, also the key of [`STATUS_NAMES`].
+/// The CSS class of a status: its word (`not-run` as `notrun`).
 pub(super) fn status_class(status: &Status) -> &'static str {
-    match status {
-        Status::Reproduced => "reproduced",
-        Status::Drift => "drift",
-        Status::Measured => "measured",
-        // A baseline match is not a reproduced published claim; it shares the neutral look of
-        // `measured` until the report's styling gives it its own.
-        Status::Baseline => "measured",
-        Status::Regressed => "drift",
-        Status::Subset(_) => "measured",
-        Status::Empty(_) => "drift",
-        Status::NotRun(_) => "notrun",
+    class_of_word(status.word())
+}
+
+/// The CSS class of a status word.
+fn class_of_word(word: &'static str) -> &'static str {
+    if word == "not-run" {
+        "notrun"
+    } else {
+        word
     }
 }
 
-/// The status names in the order the summary counts them.
-pub(super) const STATUS_NAMES: [(&str, &str); 4] =
-    [("reproduced", "reproduced"), ("drift", "drift"), ("measured", "measured"), ("notrun", "not run")];
+/// Every status word, in the order counts list them (the table's `status` column's values).
+pub(super) const STATUS_ORDER: [&str; 8] =
+    ["reproduced", "drift", "subset", "baseline", "regressed", "measured", "empty", "not-run"];
 
-/// Rows per status, in [`STATUS_NAMES`] order.
-pub(super) fn status_counts<'a>(rows: impl IntoIterator<Item = &'a ResultRow>) -> [usize; 4] {
-    let mut counts = [0; 4];
+/// A status word as a person reads it: `not run` for `not-run`.
+pub(super) fn status_name(word: &str) -> &str {
+    if word == "not-run" {
+        "not run"
+    } else {
+        word
+    }
+}
+
+/// Rows per status word, in [`STATUS_ORDER`].
+pub(super) fn status_counts<'a>(rows: impl IntoIterator<Item = &'a ResultRow>) -> [usize; 8] {
+    let mut counts = [0; 8];
     for row in rows {
-        let class = status_class(&row.status);
-        if let Some(i) = STATUS_NAMES.iter().position(|(c, _)| *c == class) {
+        if let Some(i) = STATUS_ORDER.iter().position(|w| *w == row.status.word()) {
             counts[i] += 1;
         }
     }
     counts
+}
+
+/// Whose number a row is compared with. The verdict counts each apart, so that a recorded
+/// baseline (this project's own number) is never shown as a reproduced published claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Side {
+    /// A claim from a source outside the project.
+    Published,
+    /// A number this project recorded from its own earlier run.
+    Baseline,
+    /// No number to compare with.
+    Unclaimed,
+}
+
+impl Side {
+    pub(super) fn of(r: &ResultRow) -> Side {
+        match r.claim_kind {
+            Some(ClaimKind::Published) => Side::Published,
+            Some(ClaimKind::Baseline) => Side::Baseline,
+            None => Side::Unclaimed,
+        }
+    }
+
+    /// (status word, how the verdict words it, shown even at zero) in the verdict's order.
+    fn counted(self) -> &'static [(&'static str, &'static str, bool)] {
+        match self {
+            Side::Published => &[
+                ("reproduced", "reproduced", true),
+                ("drift", "drift", true),
+                ("subset", "on a subset (not judged)", false),
+                ("empty", "empty (every image skipped)", false),
+                ("not-run", "not run", false),
+            ],
+            Side::Baseline => &[
+                ("baseline", "hold", true),
+                ("regressed", "regressed", true),
+                ("subset", "on a subset (not judged)", false),
+                ("empty", "empty (every image skipped)", false),
+                ("not-run", "not run", false),
+            ],
+            Side::Unclaimed => &[
+                ("measured", "measured", false),
+                ("empty", "empty (every image skipped)", false),
+                ("not-run", "not run", false),
+            ],
+        }
+    }
+}
+
+/// One number of the verdict: `n` rows of one side with one status (`21` recorded baselines `hold`).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Count {
+    pub n: usize,
+    /// The status's CSS class.
+    pub class: &'static str,
+    /// The status in the side's words (`hold` for a baseline that matches).
+    pub words: &'static str,
+}
+
+/// The counts of one side's rows; empty when the side has no row. A count of zero is kept where
+/// it is the news (`0 drift`), dropped elsewhere.
+pub(super) fn side_counts<'a>(rows: impl IntoIterator<Item = &'a ResultRow>, side: Side) -> Vec<Count> {
+    let rows: Vec<&ResultRow> = rows.into_iter().filter(|r| Side::of(r) == side).collect();
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    side.counted()
+        .iter()
+        .map(|&(word, words, always)| {
+            (
+                Count { n: rows.iter().filter(|r| r.status.word() == word).count(), class: class_of_word(word), words },
+                always,
+            )
+        })
+        .filter(|(c, always)| *always || c.n > 0)
+        .map(|(c, _)| c)
+        .collect()
+}
+
+/// The verdict's opening sentence: what was tested against published claims and how it came
+/// out, then the recorded baselines apart. `rows`: the rows as written (no sweep settings).
+pub(super) fn bottom_line(rows: &[&ResultRow]) -> String {
+    let count = |side: Side, word: &str| rows.iter().filter(|r| Side::of(r) == side && r.status.word() == word).count();
+    let (reproduced, drift) = (count(Side::Published, "reproduced"), count(Side::Published, "drift"));
+    let (subset, not_run) = (count(Side::Published, "subset"), count(Side::Published, "not-run"));
+    let plural = |n: usize, one: &str, many: &str| if n == 1 { format!("{n} {one}") } else { format!("{n} {many}") };
+    let mut s = match reproduced + drift {
+        0 => "No published claim was tested on its full test set".to_string(),
+        tested => format!(
+            "{reproduced} of {} tested on the full test set reproduced, {drift} drifted",
+            plural(tested, "published claim", "published claims")
+        ),
+    };
+    let mut rest = Vec::new();
+    if subset > 0 {
+        rest.push(format!("{subset} on a subset only (not judged)"));
+    }
+    if not_run > 0 {
+        rest.push(format!("{not_run} not run (fixes below)"));
+    }
+    if !rest.is_empty() {
+        s += if reproduced + drift == 0 { ": " } else { "; " };
+        s += &rest.join(", ");
+    }
+    s.push('.');
+    let (hold, regressed) = (count(Side::Baseline, "baseline"), count(Side::Baseline, "regressed"));
+    if hold + regressed > 0 {
+        s += &format!(
+            " Separately, {} (this project's own earlier numbers) {}, {regressed} regressed.",
+            plural(hold, "recorded baseline", "recorded baselines"),
+            if hold == 1 { "holds" } else { "hold" }
+        );
+    }
+    s
+}
+
+/// The verdict's line on sensitivity-sweep rows (left out of its counts: a sweep setting is
+/// another reading of a protocol, not a claim's test); `None` without any.
+pub(super) fn sweep_note(rows: &[ResultRow]) -> Option<String> {
+    let n = rows.iter().filter(|r| r.setting.is_some()).count();
+    (n > 0).then(|| {
+        format!(
+            "Sensitivity sweeps: {n} row{} (a protocol re-run with one knob its source leaves open; \
+             no verdict), in the experiment sections.",
+            if n == 1 { "" } else { "s" }
+        )
+    })
+}
+
+/// A published claim that was measured, for the verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct TestedClaim {
+    /// `resnet50 · (i) center-crop`.
+    pub what: String,
+    /// `top-1 24.70 [24.32, 25.08] vs claimed 24.58 (Δ +0.12); tolerance ±0.20`.
+    pub numbers: String,
+    pub status: Status,
+}
+
+/// Rows of one experiment kept from running by one fix, for the verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct NotRunClaims {
+    /// The numbers of the experiment's not-run boxes that share this fix (`fix 1`, or `fixes
+    /// 1–5` when each run names its own command after the same variable); empty: the
+    /// experiment's own reason.
+    pub notes: Vec<usize>,
+    /// Published claims it keeps from being tested.
+    pub published: usize,
+    /// Other rows (recorded baselines, rows without a claim).
+    pub others: usize,
+    /// The reason's first clause (up to its first `; ` or line end): the variable or command
+    /// that fixes it.
+    pub fix: String,
+    /// Whether the reason says more than `fix` (its box has the rest).
+    pub more: bool,
+}
+
+impl NotRunClaims {
+    /// How the boxes are named: `fix 1`, `fixes 1–5`, `fixes 1, 3`; `None` without a box.
+    pub(super) fn notes_name(&self) -> Option<String> {
+        match self.notes.as_slice() {
+            [] => None,
+            [one] => Some(note_name(*one)),
+            [first, .., last] if *last - *first + 1 == self.notes.len() => Some(format!("fixes {first}–{last}")),
+            many => Some(format!("fixes {}", many.iter().map(usize::to_string).collect::<Vec<_>>().join(", "))),
+        }
+    }
+
+    /// `3 published claims not run`, `2 rows without a published claim not run`.
+    pub(super) fn what(&self) -> String {
+        let mut parts = Vec::new();
+        if self.published > 0 {
+            parts.push(if self.published == 1 {
+                "1 published claim".to_string()
+            } else {
+                format!("{} published claims", self.published)
+            });
+        }
+        if self.others > 0 {
+            let rows = if self.others == 1 { "row" } else { "rows" };
+            parts.push(if self.published > 0 {
+                format!("{} other {rows}", self.others)
+            } else {
+                format!("{} {rows} without a published claim", self.others)
+            });
+        }
+        if parts.is_empty() {
+            return "not run".into();
+        }
+        format!("{} not run", parts.join(" and "))
+    }
+}
+
+/// One experiment's part of the verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ExperimentVerdict {
+    pub name: String,
+    /// The question it asks (its `question:`, else its description).
+    pub question: String,
+    /// Published claims measured: drift first, then subsets, then reproduced.
+    pub tested: Vec<TestedClaim>,
+    pub not_run: Vec<NotRunClaims>,
+    /// Its recorded baselines' counts (empty when it has none).
+    pub baselines: Vec<Count>,
+    /// Its rows without a claim (empty when it has none).
+    pub unclaimed: Vec<Count>,
+}
+
+/// The verdict of one experiment: `rows` its rows (sweep settings included: they are left out
+/// here), `notes` its not-run boxes, `own_reason` why the whole experiment did not run.
+pub(super) fn experiment_verdict(
+    name: &str,
+    question: &str,
+    rows: &[&ResultRow],
+    notes: &[NotRunNote],
+    own_reason: Option<&str>,
+) -> ExperimentVerdict {
+    let written: Vec<&ResultRow> = rows.iter().copied().filter(|r| r.setting.is_none()).collect();
+    let rank = |s: &Status| match s {
+        Status::Drift => 0,
+        Status::Empty(_) => 1,
+        Status::Subset(_) => 2,
+        _ => 3,
+    };
+    let mut tested: Vec<(&ResultRow, TestedClaim)> = written
+        .iter()
+        .filter(|r| Side::of(r) == Side::Published && !matches!(r.status, Status::NotRun(_)))
+        .map(|r| {
+            let what = format!("{} · {} {}", r.model, r.protocol_kind.numeral(), r.protocol);
+            (*r, TestedClaim { what, numbers: comparison(r, true), status: r.status.clone() })
+        })
+        .collect();
+    tested.sort_by_key(|(r, _)| rank(&r.status));
+    let mut not_run: Vec<NotRunClaims> = Vec::new();
+    let mut add = |why: &str, note: Option<usize>, published: usize, others: usize| {
+        let (fix, more) = first_clause(why);
+        let index = match not_run.iter().position(|n| n.fix == fix) {
+            Some(i) => i,
+            None => {
+                not_run.push(NotRunClaims { notes: Vec::new(), published: 0, others: 0, fix, more });
+                not_run.len() - 1
+            }
+        };
+        let entry = &mut not_run[index];
+        entry.more |= more;
+        if let Some(n) = note.filter(|n| !entry.notes.contains(n)) {
+            entry.notes.push(n);
+        }
+        entry.published += published;
+        entry.others += others;
+    };
+    for r in &written {
+        let Status::NotRun(why) = &r.status else { continue };
+        let note = notes.iter().position(|n| n.reason == why.trim()).map(|i| i + 1);
+        let published = usize::from(Side::of(r) == Side::Published);
+        add(why, note, published, 1 - published);
+    }
+    if let Some(why) = own_reason.filter(|_| written.is_empty()) {
+        add(why, None, 0, 0);
+    }
+    let mut unclaimed = side_counts(written.iter().copied(), Side::Unclaimed);
+    // Rows without a claim that did not run are in the not-run lines already.
+    unclaimed.retain(|c| c.class != "notrun" && c.n > 0);
+    ExperimentVerdict {
+        name: name.to_string(),
+        question: question.trim().to_string(),
+        tested: tested.into_iter().map(|(_, t)| t).collect(),
+        not_run,
+        baselines: side_counts(written.iter().copied(), Side::Baseline),
+        unclaimed,
+    }
+}
+
+/// A not-run reason's first clause (up to its first `; ` or line end), and whether it says more.
+fn first_clause(why: &str) -> (String, bool) {
+    let why = why.trim();
+    let line = why.lines().next().unwrap_or_default();
+    let clause = line.split("; ").next().unwrap_or_default().trim();
+    (clause.to_string(), clause.len() < why.len())
+}
+
+/// How a row's numbers compare with its claim: `top-1 24.70 vs claimed 24.58 (Δ +0.12)`, with
+/// `vs recorded baseline` for a baseline, each error's interval when `intervals`, and the tolerance.
+fn comparison(r: &ResultRow, intervals: bool) -> String {
+    let against = match r.claim_kind {
+        Some(ClaimKind::Baseline) => "vs recorded baseline",
+        _ => "vs claimed",
+    };
+    let mut parts = Vec::new();
+    for (name, m, c, d) in [
+        ("top-1", r.top1.as_ref(), r.claimed_top1_err, r.delta_top1),
+        ("top-5", r.top5.as_ref(), r.claimed_top5_err, r.delta_top5),
+    ] {
+        if c.is_some() {
+            let measured = if intervals { fmt_measured(m) } else { fmt_err(m.map(|m| m.err)) };
+            parts.push(format!("{name} {measured} {against} {} (Δ {})", fmt_err(c), fmt_delta(d)));
+        }
+    }
+    let parts = if parts.is_empty() { MISSING.to_string() } else { parts.join(", ") };
+    format!("{parts}; tolerance {}", fmt_tolerance(r.tolerance))
 }
 
 /// A piece of the reading guide: plain text, or a status word (CSS class, word) that each format
@@ -137,16 +435,27 @@ const HOW_TO_READ: &[Piece] = &[
          configured is listed in its experiment's protocol table. Errors are top-1 and top-5 error \
          in percent (images whose true class is not the first, or not among the first five, \
          predictions), each followed by its Wilson 95% confidence interval in brackets. \
-         Delta (Δ) = measured − claimed, in percentage points: negative means the measurement is \
-         better than the published claim; tolerance is the largest |Δ| still counted as agreement. \
+         Delta (Δ) = measured − claimed (or − recorded baseline), in percentage points: negative \
+         means the measurement is better than the number it is compared with; tolerance is the largest |Δ| still counted as agreement. \
          Status: ",
     ),
     Piece::Status("reproduced", "reproduced"),
-    Piece::Text(" = every claimed number is within tolerance of the measurement; "),
+    Piece::Text(" = every number of a published claim (a source outside this project) is within tolerance of the measurement; "),
     Piece::Status("drift", "drift"),
-    Piece::Text(" = at least one claimed number is outside tolerance; "),
+    Piece::Text(" = at least one number of a published claim is outside tolerance; "),
+    Piece::Status("baseline", "baseline"),
+    Piece::Text(
+        " = within tolerance of a recorded baseline, a number this project measured itself on an earlier \
+         run and keeps to catch regressions (it says nothing about any published claim); ",
+    ),
+    Piece::Status("regressed", "regressed"),
+    Piece::Text(" = outside tolerance of a recorded baseline; "),
+    Piece::Status("subset", "subset"),
+    Piece::Text(" = measured on fewer images than the claim's test set, shown with its interval but not judged; "),
     Piece::Status("measured", "measured"),
     Piece::Text(" = measured, but no claim exists for it; "),
+    Piece::Status("empty", "empty"),
+    Piece::Text(" = every image was skipped as unreadable; "),
     Piece::Status("notrun", "not run"),
     Piece::Text(
         " = not measured, with the reason and the fix. A setting (such as interpolation=bicubic) \
@@ -167,26 +476,11 @@ pub(super) fn reading_guide(text: impl Fn(&str) -> String, status: impl Fn(&str,
         .collect()
 }
 
-/// Text of a drift row for the summary list, after its experiment's name.
+/// Text of a drift or regressed row for the summary list, after its experiment's name:
+/// `resnet50 · (ii) ten-crop: top-1 23.50 vs claimed 22.85 (Δ +0.65); tolerance ±0.20`.
 pub(super) fn drift_text(r: &ResultRow) -> String {
-    let mut parts = Vec::new();
-    for (name, m, c, d) in [
-        ("top-1", r.top1.as_ref(), r.claimed_top1_err, r.delta_top1),
-        ("top-5", r.top5.as_ref(), r.claimed_top5_err, r.delta_top5),
-    ] {
-        if c.is_some() {
-            parts.push(format!("{name} {} vs claimed {} (Δ {})", fmt_err(m.map(|m| m.err)), fmt_err(c), fmt_delta(d)));
-        }
-    }
     let setting = r.setting.as_ref().map(|s| format!(" [{s}]")).unwrap_or_default();
-    format!(
-        "{} · {} {}{setting}: {}; tolerance {}",
-        r.model,
-        r.protocol_kind.numeral(),
-        r.protocol,
-        if parts.is_empty() { MISSING.to_string() } else { parts.join(", ") },
-        fmt_tolerance(r.tolerance)
-    )
+    format!("{} · {} {}{setting}: {}", r.model, r.protocol_kind.numeral(), r.protocol, comparison(r, false))
 }
 
 /// One results-table row as plain text cells (escaped by each format).
@@ -274,13 +568,34 @@ pub(super) fn not_run_notes(rows: &[&ResultRow]) -> Vec<NotRunNote> {
         .collect()
 }
 
+/// Where an experiment's claimed numbers come from, numbered under its results table.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ClaimSource {
+    pub text: String,
+    /// Every row citing it holds a recorded baseline (this project's run), not a published claim.
+    pub baseline: bool,
+}
+
+impl ClaimSource {
+    /// How the note under the table introduces it.
+    pub(super) fn lead(&self) -> &'static str {
+        if self.baseline {
+            "Recorded baseline (this project's own run):"
+        } else {
+            "Claims from"
+        }
+    }
+}
+
 /// The distinct claim sources of an experiment's rows, in row order (numbered from 1 under the table).
-pub(super) fn claim_sources(rows: &[&ResultRow]) -> Vec<String> {
-    let mut sources: Vec<String> = Vec::new();
-    for source in rows.iter().filter_map(|r| r.claim_source.as_deref()) {
-        let source = source.trim();
-        if !source.is_empty() && !sources.iter().any(|s| s == source) {
-            sources.push(source.to_string());
+pub(super) fn claim_sources(rows: &[&ResultRow]) -> Vec<ClaimSource> {
+    let mut sources: Vec<ClaimSource> = Vec::new();
+    for r in rows {
+        let Some(source) = r.claim_source.as_deref().map(str::trim).filter(|s| !s.is_empty()) else { continue };
+        let baseline = r.claim_kind == Some(ClaimKind::Baseline);
+        match sources.iter_mut().find(|s| s.text == source) {
+            Some(known) => known.baseline &= baseline,
+            None => sources.push(ClaimSource { text: source.to_string(), baseline }),
         }
     }
     sources
@@ -297,12 +612,12 @@ fn protocol_label(r: &ResultRow) -> String {
 
 /// The cells of one results-table row; `notes` and `sources` are the experiment's (see
 /// [`not_run_notes`], [`claim_sources`]), which the row points into by number.
-pub(super) fn row_cells(r: &ResultRow, notes: &[NotRunNote], sources: &[String]) -> RowCells {
+pub(super) fn row_cells(r: &ResultRow, notes: &[NotRunNote], sources: &[ClaimSource]) -> RowCells {
     let note = match &r.status {
         Status::NotRun(why) => notes.iter().position(|n| n.reason == why.trim()).map(|i| i + 1),
         _ => None,
     };
-    let source = r.claim_source.as_deref().and_then(|c| sources.iter().position(|s| s == c.trim())).map(|i| i + 1);
+    let source = r.claim_source.as_deref().and_then(|c| sources.iter().position(|s| s.text == c.trim())).map(|i| i + 1);
     let delta = fmt_pair(fmt_delta(r.delta_top1), fmt_delta(r.delta_top5));
     let delta = match r.tolerance.filter(|t| t.is_finite()) {
         Some(_) if delta != MISSING => format!("{delta} ({})", fmt_tolerance(r.tolerance)),
@@ -318,7 +633,7 @@ pub(super) fn row_cells(r: &ResultRow, notes: &[NotRunNote], sources: &[String])
             format!("{} {}", r.protocol_kind.numeral(), r.protocol),
             fmt_measured(r.top1.as_ref()),
             fmt_measured(r.top5.as_ref()),
-            fmt_pair(fmt_err(r.claimed_top1_err), fmt_err(r.claimed_top5_err)),
+            claimed_cell(r),
             delta,
             match note {
                 Some(n) => format!("not run ({})", note_name(n)),
@@ -332,6 +647,16 @@ pub(super) fn row_cells(r: &ResultRow, notes: &[NotRunNote], sources: &[String])
         setting: r.setting.clone(),
         note,
         source,
+    }
+}
+
+/// The claimed numbers, `top-1 / top-5`; a recorded baseline says so, since the column's
+/// header speaks of claims.
+fn claimed_cell(r: &ResultRow) -> String {
+    let pair = fmt_pair(fmt_err(r.claimed_top1_err), fmt_err(r.claimed_top5_err));
+    match r.claim_kind {
+        Some(ClaimKind::Baseline) if pair != MISSING => format!("{pair} (baseline)"),
+        _ => pair,
     }
 }
 

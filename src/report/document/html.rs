@@ -2,11 +2,11 @@
 //! SVGs inlined by the caller), with the same facts as `report.md`.
 
 use super::format::{
-    anchor, band_sentence, drift_text, fmt_count, note_name, reading_guide, row_cells, short_sha, status_class,
-    status_counts, NotRunNote, COL_CLAIMED, COL_PROTOCOL, COL_STATUS, MISSING, RESULT_HEADER, RESULT_NUMERIC,
-    STATUS_NAMES,
+    anchor, band_sentence, bottom_line, drift_text, fmt_count, note_name, reading_guide, row_cells, short_sha,
+    side_counts, status_class, status_counts, status_name, sweep_note, Count, NotRunNote, Side, COL_CLAIMED,
+    COL_PROTOCOL, COL_STATUS, MISSING, RESULT_HEADER, RESULT_NUMERIC, STATUS_ORDER,
 };
-use super::{experiment_views, ExperimentView};
+use super::{experiment_views, written_rows, ExperimentView, SIDES};
 use crate::report::{AuditReport, ResultRow, Status};
 
 /// The page's style sheet, kept as a CSS file so that it reads (and diffs) as CSS.
@@ -93,19 +93,17 @@ pub(super) fn html(report: &AuditReport, svgs: &[String]) -> String {
     s += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
     s += &format!("<title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main>\n", esc(&report.title));
 
+    let views = experiment_views(report);
     s += &format!("<header>\n<h1>{}</h1>\n", esc(&report.title));
-    s += &format!(
-        "<p class=\"meta\">Generated {} by {}.</p>\n<p>Command line:</p>\n<pre><code>{}</code></pre>\n</header>\n",
-        esc(&report.generated_at),
-        esc(&report.software),
-        esc(report.command.trim_end())
-    );
+    s += &format!("<p class=\"meta\">Generated {} by {}.</p>\n", esc(&report.generated_at), esc(&report.software));
+    // The verdict before anything else: what a reader needs in ten seconds.
+    s += &html_verdict(report, &views);
+    s += &format!("<p>Command line:</p>\n<pre><code>{}</code></pre>\n</header>\n", esc(report.command.trim_end()));
 
     s += "\n<section id=\"how-to-read\">\n<h2>How to read this report</h2>\n<p>";
     s += &reading_guide(esc, |class, word| format!("<span class=\"badge {class}\">{word}</span>"));
     s += "</p>\n</section>\n";
 
-    let views = experiment_views(report);
     s += &html_summary(report, &views);
 
     s += "\n<section id=\"charts\">\n<h2>Charts</h2>\n";
@@ -114,9 +112,9 @@ pub(super) fn html(report: &AuditReport, svgs: &[String]) -> String {
     }
     for (chart, svg) in report.charts.iter().zip(svgs) {
         s += &format!(
-            // The chart draws its own title: no heading above it (the title once). On a phone the
-            // chart keeps a legible size and scrolls inside its frame, never the page.
-            "<figure aria-label=\"{}\">\n<div class=\"chart-scroll\">{svg}</div>\n<figcaption>{} Files: <a href=\"{}\">PNG</a>, <a href=\"{}\">SVG</a>.</figcaption>\n</figure>\n",
+            // The chart draws its own title: no heading above it (the title once). It shrinks to
+            // the frame's width (report.css); the PNG and SVG links give it full size.
+            "<figure aria-label=\"{}\">\n<div class=\"chart\">{svg}</div>\n<figcaption>{} Files: <a href=\"{}\">PNG</a>, <a href=\"{}\">SVG</a>.</figcaption>\n</figure>\n",
             esc(&chart.title),
             esc(chart.caption.trim()),
             esc(&chart.png),
@@ -143,25 +141,120 @@ pub(super) fn html(report: &AuditReport, svgs: &[String]) -> String {
     s
 }
 
-fn html_summary(report: &AuditReport, views: &[ExperimentView]) -> String {
-    let counts = status_counts(&report.rows);
-    let mut s = "\n<section id=\"summary\">\n<h2>Summary</h2>\n".to_string();
-    s += &format!("<p>{} result rows:</p>\n<ul class=\"counts\">\n", report.rows.len());
-    for ((class, name), n) in STATUS_NAMES.iter().zip(counts) {
-        s += &format!("<li><strong>{n}</strong> <span class=\"badge {class}\">{name}</span></li>\n");
+/// Counts as badges: `<span class="badge baseline"><strong>21</strong> hold</span>`.
+fn count_badges(counts: &[Count]) -> String {
+    let badges: Vec<String> = counts
+        .iter()
+        .map(|c| format!("<span class=\"badge {}\"><strong>{}</strong> {}</span>", c.class, c.n, esc(c.words)))
+        .collect();
+    badges.join(" ")
+}
+
+/// The verdict box: the bottom line, the counts of published claims and of recorded baselines
+/// apart, then per experiment its question, the published claims tested with their result, those
+/// not run with their fix, and its baselines.
+fn html_verdict(report: &AuditReport, views: &[ExperimentView]) -> String {
+    let written = written_rows(report);
+    let mut s = "<section id=\"verdict\" class=\"verdict\" aria-labelledby=\"verdict-title\">\n".to_string();
+    s += "<h2 id=\"verdict-title\">Verdict</h2>\n";
+    s += &format!("<p class=\"bottom-line\">{}</p>\n<ul class=\"sides\">\n", esc(&bottom_line(&written)));
+    for (side, title, gloss) in SIDES {
+        let counts = side_counts(written.iter().copied(), side);
+        if !counts.is_empty() {
+            s += &format!(
+                "<li><strong>{title}</strong> <span class=\"gloss\">({})</span>: {}</li>\n",
+                esc(gloss),
+                count_badges(&counts)
+            );
+        }
+    }
+    if let Some(note) = sweep_note(&report.rows) {
+        s += &format!("<li class=\"gloss\">{}</li>\n", esc(&note));
+    }
+    if written.is_empty() {
+        s += "<li>No result rows.</li>\n";
     }
     s += "</ul>\n";
-    let drift: Vec<&ResultRow> =
-        report.rows.iter().filter(|r| matches!(r.status, Status::Drift | Status::Regressed)).collect();
-    if drift.is_empty() {
-        s += "<p>No row drifts from its claim.</p>\n";
-    } else {
+    for view in views {
+        let verdict = view.verdict();
+        let id = anchor(&verdict.name);
+        s += &format!("<div class=\"verdict-exp\">\n<p><a href=\"#{id}\"><code>{}</code></a>", esc(&verdict.name));
+        if !verdict.question.is_empty() {
+            s += &format!(": <span class=\"question\">{}</span>", esc(&verdict.question));
+        }
+        s += "</p>\n<ul>\n";
+        for t in &verdict.tested {
+            let judged = if matches!(t.status, Status::Subset(_)) { " (not judged)" } else { "" };
+            s += &format!(
+                "<li><span class=\"badge {}\">{}</span>{judged} {}: {}</li>\n",
+                status_class(&t.status),
+                esc(&t.status.label()),
+                esc(&t.what),
+                esc(&t.numbers)
+            );
+        }
+        for n in &verdict.not_run {
+            let link = match (n.notes.first(), n.notes_name()) {
+                (Some(first), Some(name)) => format!(" <a href=\"#{id}-fix-{first}\">({name})</a>"),
+                _ if n.more => format!(" <a href=\"#{id}\">(full text)</a>"),
+                _ => String::new(),
+            };
+            s += &format!(
+                "<li><span class=\"badge notrun\">not run</span> {}. Fix: <code class=\"fix\">{}</code>{link}</li>\n",
+                esc(&n.what()),
+                esc(&n.fix)
+            );
+        }
+        for (side, counts) in [(Side::Baseline, &verdict.baselines), (Side::Unclaimed, &verdict.unclaimed)] {
+            if !counts.is_empty() {
+                let title = if side == Side::Baseline { "Recorded baselines" } else { "Without a claim" };
+                s += &format!("<li>{title}: {}</li>\n", count_badges(counts));
+            }
+        }
+        if verdict.tested.is_empty()
+            && verdict.not_run.is_empty()
+            && verdict.baselines.is_empty()
+            && verdict.unclaimed.is_empty()
+        {
+            s += "<li>No result rows.</li>\n";
+        }
+        s += "</ul>\n</div>\n";
+    }
+    s += "</section>\n";
+    s
+}
+
+fn html_summary(report: &AuditReport, views: &[ExperimentView]) -> String {
+    let counts = status_counts(&report.rows);
+    // Reproduced and drift always (zero is news), other statuses when they occur.
+    let shown: Vec<usize> = (0..STATUS_ORDER.len()).filter(|&i| i < 2 || counts[i] > 0).collect();
+    let mut s = "\n<section id=\"summary\">\n<h2>Summary</h2>\n".to_string();
+    s += &format!("<p>{} result rows:</p>\n<ul class=\"counts\">\n", report.rows.len());
+    for &i in &shown {
+        let word = STATUS_ORDER[i];
         s += &format!(
-            "<p><strong>Drift</strong> ({} row{} outside tolerance):</p>\n<ul class=\"drift-list\">\n",
-            drift.len(),
-            if drift.len() == 1 { "" } else { "s" }
+            "<li><strong>{}</strong> <span class=\"badge {}\">{}</span></li>\n",
+            counts[i],
+            if word == "not-run" { "notrun" } else { word },
+            status_name(word)
         );
-        for r in drift {
+    }
+    s += "</ul>\n";
+    for (status, title, none) in [
+        (Status::Drift, "Drift from a published claim", "No published claim drifts."),
+        (Status::Regressed, "Regressed from a recorded baseline", "No recorded baseline regressed."),
+    ] {
+        let listed: Vec<&ResultRow> = report.rows.iter().filter(|r| r.status == status).collect();
+        if listed.is_empty() {
+            s += &format!("<p>{none}</p>\n");
+            continue;
+        }
+        s += &format!(
+            "<p><strong>{title}</strong> ({} row{} outside tolerance):</p>\n<ul class=\"drift-list\">\n",
+            listed.len(),
+            if listed.len() == 1 { "" } else { "s" }
+        );
+        for r in listed {
             s += &format!(
                 "<li><a href=\"#{}\">{}</a> · {}</li>\n",
                 anchor(&r.experiment),
@@ -183,15 +276,15 @@ fn html_summary(report: &AuditReport, views: &[ExperimentView]) -> String {
             ran,
             Cell::text(&v.rows.len().to_string()),
         ];
-        cells.extend(status_counts(v.rows.iter().copied()).iter().map(|n| Cell::text(&n.to_string())));
+        let c = status_counts(v.rows.iter().copied());
+        cells.extend(shown.iter().map(|&i| Cell::text(&c[i].to_string())));
         rows.push(("", cells));
     }
     if !views.is_empty() {
-        s += &html_table(
-            &["experiment", "run", "rows", "reproduced", "drift", "measured", "not run"],
-            &[2, 3, 4, 5, 6],
-            &rows,
-        );
+        let mut header = vec!["experiment", "run", "rows"];
+        header.extend(shown.iter().map(|&i| status_name(STATUS_ORDER[i])));
+        let numeric: Vec<usize> = (2..header.len()).collect();
+        s += &html_table(&header, &numeric, &rows);
     }
     s += "</section>\n";
     s
@@ -322,7 +415,12 @@ fn html_experiment(view: &ExperimentView) -> String {
         if !view.sources.is_empty() {
             s += "<ol class=\"sources\">\n";
             for (i, source) in view.sources.iter().enumerate() {
-                s += &format!("<li id=\"{}\">Claims from {}</li>\n", source_ids(i + 1), esc_or_link(source));
+                s += &format!(
+                    "<li id=\"{}\">{} {}</li>\n",
+                    source_ids(i + 1),
+                    esc(source.lead()),
+                    esc_or_link(&source.text)
+                );
             }
             s += "</ol>\n";
         }
@@ -354,11 +452,15 @@ fn html_experiment(view: &ExperimentView) -> String {
 
 /// The status cell's classes: `status` and the status's colour class.
 fn status_cell_class(status: &Status) -> &'static str {
-    match status_class(status) {
-        "reproduced" => "status reproduced",
-        "drift" => "status drift",
-        "measured" => "status measured",
-        _ => "status notrun",
+    match status {
+        Status::Reproduced => "status reproduced",
+        Status::Drift => "status drift",
+        Status::Measured => "status measured",
+        Status::Baseline => "status baseline",
+        Status::Regressed => "status regressed",
+        Status::Subset(_) => "status subset",
+        Status::Empty(_) => "status empty",
+        Status::NotRun(_) => "status notrun",
     }
 }
 

@@ -1,10 +1,11 @@
 //! `report.md`: CommonMark with GitHub tables; charts as PNG images with a link to the SVG.
 
 use super::format::{
-    anchor, band_sentence, drift_text, fmt_count, note_name, reading_guide, row_cells, short_sha, status_counts,
-    COL_CLAIMED, COL_PROTOCOL, MISSING, RESULT_HEADER, RESULT_NUMERIC, STATUS_NAMES,
+    anchor, band_sentence, bottom_line, drift_text, fmt_count, note_name, reading_guide, row_cells, short_sha,
+    side_counts, status_counts, status_name, sweep_note, Side, COL_CLAIMED, COL_PROTOCOL, MISSING, RESULT_HEADER,
+    RESULT_NUMERIC, STATUS_ORDER,
 };
-use super::{experiment_views, ExperimentView};
+use super::{experiment_views, written_rows, ExperimentView, SIDES};
 use crate::report::{AuditReport, ChartFiles, ResultRow, Status};
 
 /// Inline text: backslash-escapes the characters that would start markup (CommonMark allows a
@@ -59,15 +60,18 @@ fn md_table(header: &[&str], rows: &[Vec<String>], numeric: &[usize]) -> String 
 
 /// The whole `report.md`.
 pub(super) fn markdown(report: &AuditReport) -> String {
+    let views = experiment_views(report);
     let mut s = format!("# {}\n\n", md(&report.title));
-    s += &format!("Generated {} by {}.\n\nCommand line:\n\n", md(&report.generated_at), md(&report.software));
+    s += &format!("Generated {} by {}.\n\n", md(&report.generated_at), md(&report.software));
+    // The verdict before anything else: what a reader needs in ten seconds.
+    s += &md_verdict(report, &views);
+    s += "\nCommand line:\n\n";
     s += &md_code_block(&report.command);
 
     s += "\n## How to read this report\n\n";
     s += &reading_guide(md, |_, word| format!("**{word}**"));
     s += "\n\n";
 
-    let views = experiment_views(report);
     s += &md_summary(report, &views);
 
     s += "\n## Charts\n\n";
@@ -115,22 +119,89 @@ fn single_blank_lines(text: &str) -> String {
     out
 }
 
+/// The verdict box (a block quote): the bottom line, the counts of published claims and of
+/// recorded baselines apart, then per experiment its question, the published claims tested with
+/// their result, those not run with their fix, and its baselines.
+fn md_verdict(report: &AuditReport, views: &[ExperimentView]) -> String {
+    let written = written_rows(report);
+    let mut s = "## Verdict\n\n".to_string();
+    s += &format!("**{}**\n\n", md(&bottom_line(&written)));
+    for (side, title, gloss) in SIDES {
+        let counts = side_counts(written.iter().copied(), side);
+        if !counts.is_empty() {
+            let parts: Vec<String> = counts.iter().map(|c| format!("**{}** {}", c.n, c.words)).collect();
+            s += &format!("- {title} ({gloss}): {}.\n", parts.join(" · "));
+        }
+    }
+    if let Some(note) = sweep_note(&report.rows) {
+        s += &format!("- {}\n", md(&note));
+    }
+    if written.is_empty() {
+        s += "- No result rows.\n";
+    }
+    for view in views {
+        let verdict = view.verdict();
+        s += &format!("\n**[{}](#{})**", md(&verdict.name), anchor(&verdict.name));
+        if !verdict.question.is_empty() {
+            s += &format!(": {}", md(&verdict.question));
+        }
+        s += "\n\n";
+        for t in &verdict.tested {
+            let judged = if matches!(t.status, Status::Subset(_)) { " (not judged)" } else { "" };
+            s += &format!("- **{}**{judged} {}: {}\n", md(&t.status.label()), md(&t.what), md(&t.numbers));
+        }
+        for n in &verdict.not_run {
+            let more = match n.notes_name() {
+                Some(name) => format!(" (see {name} below)"),
+                None if n.more => " (full text below)".to_string(),
+                None => String::new(),
+            };
+            s += &format!("- **not run**, {}. Fix: {}{more}\n", md(&n.what()), md(&n.fix));
+        }
+        for (side, counts) in [(Side::Baseline, &verdict.baselines), (Side::Unclaimed, &verdict.unclaimed)] {
+            if !counts.is_empty() {
+                let title = if side == Side::Baseline { "Recorded baselines" } else { "Without a claim" };
+                let parts: Vec<String> = counts.iter().map(|c| format!("**{}** {}", c.n, c.words)).collect();
+                s += &format!("- {title}: {}.\n", parts.join(" · "));
+            }
+        }
+        if verdict.tested.is_empty()
+            && verdict.not_run.is_empty()
+            && verdict.baselines.is_empty()
+            && verdict.unclaimed.is_empty()
+        {
+            s += "- No result rows.\n";
+        }
+    }
+    // A block quote: one box in any Markdown viewer.
+    let quoted: Vec<String> =
+        s.lines().map(|line| if line.is_empty() { ">".to_string() } else { format!("> {line}") }).collect();
+    quoted.join("\n") + "\n"
+}
+
 fn md_summary(report: &AuditReport, views: &[ExperimentView]) -> String {
     let counts = status_counts(&report.rows);
     let mut s = "## Summary\n\n".to_string();
-    let parts: Vec<String> = STATUS_NAMES.iter().zip(counts).map(|((_, name), n)| format!("**{n}** {name}")).collect();
+    // Reproduced and drift always (zero is news), other statuses when they occur.
+    let shown: Vec<usize> = (0..STATUS_ORDER.len()).filter(|&i| i < 2 || counts[i] > 0).collect();
+    let parts: Vec<String> =
+        shown.iter().map(|&i| format!("**{}** {}", counts[i], status_name(STATUS_ORDER[i]))).collect();
     s += &format!("{} result rows: {}.\n\n", report.rows.len(), parts.join(", "));
-    let drift: Vec<&ResultRow> =
-        report.rows.iter().filter(|r| matches!(r.status, Status::Drift | Status::Regressed)).collect();
-    if drift.is_empty() {
-        s += "No row drifts from its claim.\n\n";
-    } else {
+    for (status, title, none) in [
+        (Status::Drift, "Drift from a published claim", "No published claim drifts."),
+        (Status::Regressed, "Regressed from a recorded baseline", "No recorded baseline regressed."),
+    ] {
+        let listed: Vec<&ResultRow> = report.rows.iter().filter(|r| r.status == status).collect();
+        if listed.is_empty() {
+            s += &format!("{none}\n\n");
+            continue;
+        }
         s += &format!(
-            "**Drift** ({} row{} outside tolerance):\n\n",
-            drift.len(),
-            if drift.len() == 1 { "" } else { "s" }
+            "**{title}** ({} row{} outside tolerance):\n\n",
+            listed.len(),
+            if listed.len() == 1 { "" } else { "s" }
         );
-        for r in drift {
+        for r in listed {
             s += &format!("- {} · {}\n", md(&r.experiment), md(&drift_text(r)));
         }
         s.push('\n');
@@ -144,12 +215,15 @@ fn md_summary(report: &AuditReport, views: &[ExperimentView]) -> String {
             None => MISSING.to_string(),
         };
         let mut row = vec![format!("[{}](#{})", md(v.name), anchor(v.name)), ran, v.rows.len().to_string()];
-        row.extend(c.iter().map(|n| n.to_string()));
+        row.extend(shown.iter().map(|&i| c[i].to_string()));
         table.push(row);
     }
     if !table.is_empty() {
         // Cells here are built above (links, numbers), so they bypass md_cell's escaping.
-        s += "| experiment | run | rows | reproduced | drift | measured | not run |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |\n";
+        let names: Vec<&str> = shown.iter().map(|&i| status_name(STATUS_ORDER[i])).collect();
+        s += &format!("| experiment | run | rows | {} |\n| --- | --- | ---:", names.join(" | "));
+        s += &" | ---:".repeat(names.len());
+        s += " |\n";
         for row in table {
             s += &format!("| {} |\n", row.join(" | "));
         }
@@ -257,7 +331,7 @@ fn md_experiment(view: &ExperimentView) -> String {
         s += &md_table(&RESULT_HEADER, &rows, &RESULT_NUMERIC);
         s.push('\n');
         for (i, source) in view.sources.iter().enumerate() {
-            s += &format!("{}. Claims from {}\n", i + 1, md(source));
+            s += &format!("{}. {} {}\n", i + 1, source.lead(), md(&source.text));
         }
         if !view.sources.is_empty() {
             s.push('\n');

@@ -133,7 +133,7 @@ struct ExperimentView<'a> {
     /// One box per distinct not-run reason of its rows.
     notes: Vec<format::NotRunNote>,
     /// The distinct sources of its claims, numbered from 1 under its results table.
-    sources: Vec<String>,
+    sources: Vec<format::ClaimSource>,
 }
 
 impl ExperimentView<'_> {
@@ -141,6 +141,38 @@ impl ExperimentView<'_> {
     fn measured_rows(&self) -> usize {
         self.rows.iter().filter(|r| r.top1.is_some() || r.top5.is_some()).count()
     }
+
+    /// Its part of the verdict box: the question, the published claims tested and not run, the
+    /// recorded baselines apart.
+    fn verdict(&self) -> format::ExperimentVerdict {
+        let question = match self.info {
+            Some(info) => info.question.as_deref().filter(|q| !q.trim().is_empty()).unwrap_or(&info.description),
+            None => "",
+        };
+        let own_reason = self.info.and_then(|info| info.not_run.as_deref());
+        format::experiment_verdict(self.name, question, &self.rows, &self.notes, own_reason)
+    }
+}
+
+/// The verdict's three kinds of row, in its order: (side, title, what it means).
+const SIDES: [(format::Side, &str, &str); 3] = [
+    (
+        format::Side::Published,
+        "Published claims",
+        "numbers from sources outside this project: papers, READMEs, library docs",
+    ),
+    (
+        format::Side::Baseline,
+        "Recorded baselines",
+        "this project's own earlier numbers, kept to catch regressions; never counted as reproduced",
+    ),
+    (format::Side::Unclaimed, "Without a claim", "nothing to compare with"),
+];
+
+/// The rows the verdict counts: each protocol as written (a sweep setting is a sensitivity
+/// reading, not a claim's test).
+fn written_rows(report: &AuditReport) -> Vec<&ResultRow> {
+    report.rows.iter().filter(|r| r.setting.is_none()).collect()
 }
 
 /// One view per experiment: what was measured first (most measured rows first, a reader's
@@ -178,7 +210,7 @@ fn experiment_views<'a>(report: &'a AuditReport) -> Vec<ExperimentView<'a>> {
 mod tests {
     use super::html::esc;
     use super::*;
-    use crate::report::{ChartFiles, Measured, ModelInfo, ProtocolInfo, ProtocolKind, Status};
+    use crate::report::{ChartFiles, ClaimKind, Measured, ModelInfo, ProtocolInfo, ProtocolKind, Status};
 
     const FIX: &str = "IMAGENET_VAL is not set: point it at the ImageNet 2012 validation folder (class folders), e.g.\n    export IMAGENET_VAL=/data/imagenet/val\n\nand convert the released Caffe weights first:\n    resnet-audit convert caffe ResNet-50-model.caffemodel --prototxt ResNet-50-deploy.prototxt --out weights/resnet50-caffe.safetensors";
     const ODD_ID: &str = "resnet50<b>&";
@@ -188,34 +220,18 @@ mod tests {
     }
 
     fn row(model: &str, protocol: &str, kind: ProtocolKind, setting: Option<&str>, top1: Option<f64>) -> ResultRow {
-        ResultRow {
-            experiment: "demo".into(),
-            model: model.into(),
-            protocol: protocol.into(),
-            protocol_kind: kind,
-            setting: setting.map(Into::into),
-            labels: "original".into(),
-            labels_excluded: 0,
-            protocol_summary: format!("{protocol} as configured"),
-            top1: top1.and_then(measured),
-            top5: top1.and_then(|t| measured(t / 3.0)),
-            images: if top1.is_some() { 50_000 } else { 0 },
-            skipped: 0,
-            param_count_m: Some(25.6),
-            gmacs_per_image: Some(4.0903),
-            claimed_top1_err: None,
-            claimed_top5_err: None,
-            delta_top1: None,
-            delta_top5: None,
-            tolerance: None,
-            claim_source: None,
-            claim_kind: None,
-            claim_test_images: None,
-            setup: Default::default(),
-            status: Status::Measured,
-        }
+        let mut r =
+            ResultRow::blank("demo", model, protocol, kind, format!("{protocol} as configured"), Status::Measured);
+        r.setting = setting.map(Into::into);
+        r.top1 = top1.and_then(measured);
+        r.top5 = top1.and_then(|t| measured(t / 3.0));
+        r.images = if top1.is_some() { 50_000 } else { 0 };
+        r.param_count_m = Some(25.6);
+        r.gmacs_per_image = Some(4.0903);
+        r
     }
 
+    /// A published claim beside the row's measurement, judged as the audit judges it.
     fn claim(mut r: ResultRow, top1: Option<f64>, top5: Option<f64>, tolerance: f64) -> ResultRow {
         r.claimed_top1_err = top1;
         r.claimed_top5_err = top5;
@@ -223,8 +239,18 @@ mod tests {
         r.delta_top5 = top5.and_then(|c| Some(r.top5?.err - c));
         r.tolerance = Some(tolerance);
         r.claim_source = Some("https://github.com/KaimingHe/deep-residual-networks#results".into());
+        r.claim_kind = Some(ClaimKind::Published);
         let out = [r.delta_top1, r.delta_top5].iter().flatten().any(|d| d.abs() > tolerance);
         r.status = if out { Status::Drift } else { Status::Reproduced };
+        r
+    }
+
+    /// A recorded baseline (this project's own earlier run) beside the row's measurement.
+    fn baseline(r: ResultRow, top1: f64, tolerance: f64) -> ResultRow {
+        let mut r = claim(r, Some(top1), None, tolerance);
+        r.claim_kind = Some(ClaimKind::Baseline);
+        r.claim_source = Some("recorded by `make audit` on 2025-01-01".into());
+        r.status = if r.status == Status::Drift { Status::Regressed } else { Status::Baseline };
         r
     }
 
@@ -234,7 +260,7 @@ mod tests {
         ensemble.gmacs_per_image = Some(1234.5);
         let mut not_run = row("resnet101", "fcn-multiscale", FullyConvolutional, None, None);
         not_run.status = Status::NotRun("FCN pooling needs pool5 stride 1: set `pool5: sliding` in the model".into());
-        let mut caffe_row = row("resnet50-caffe", "center-crop", CenterCrop, None, None);
+        let mut caffe_row = claim(row("resnet50-caffe", "center-crop", CenterCrop, None, None), Some(24.7), None, 0.3);
         caffe_row.experiment = "caffe-paper".into();
         caffe_row.status = Status::NotRun(FIX.into());
         let rows = vec![
@@ -255,6 +281,8 @@ mod tests {
             // 23.50 vs 22.85: drift.
             claim(row(ODD_ID, "ten-crop", TenCrop, None, Some(23.50)), Some(22.85), None, 0.2),
             row("resnet101", "ten-crop", TenCrop, None, Some(22.00)),
+            // This project's own number for resnet101's center crop, matched: a baseline, not a reproduction.
+            baseline(row("resnet101", "center-crop", CenterCrop, None, Some(23.10)), 23.0, 0.2),
             ensemble,
             not_run,
             caffe_row,
@@ -282,6 +310,7 @@ mod tests {
                     name: "demo".into(),
                     copied_file: "experiments/demo.yaml".into(),
                     description: "Torchvision weights under the paper's protocols.".into(),
+                    question: Some("Do torchvision's weights give the paper's errors under its protocols?".into()),
                     dataset: "class folders under data/val, 50000 images, 1000 classes".into(),
                     images: Some(50_000),
                     not_run: None,
@@ -303,6 +332,7 @@ mod tests {
                     name: "caffe-paper".into(),
                     copied_file: "experiments/caffe-paper.yaml".into(),
                     description: "The released Caffe models against the paper's tables.".into(),
+                    question: None,
                     dataset: "ImageNet 2012 validation ($IMAGENET_VAL)".into(),
                     images: None,
                     not_run: Some(FIX.into()),
@@ -503,7 +533,10 @@ mod tests {
         let md = std::fs::read_to_string(dir.path().join("report.md")).expect("read");
         assert_eq!(html.matches(&esc(FIX)).count(), 1, "the fix once, in its box");
         assert_eq!(md.matches(FIX).count(), 1, "the fix once, in its box");
-        assert_eq!(html.matches("href=\"#exp-caffe-paper-fix-1\"").count(), 4, "every row points at it");
+        let experiments = &html[html.find("<section id=\"experiments\">").expect("experiments")..];
+        assert_eq!(experiments.matches("href=\"#exp-caffe-paper-fix-1\"").count(), 4, "every row points at it");
+        assert_eq!(html.matches("href=\"#exp-caffe-paper-fix-1\"").count(), 5, "and the verdict");
+        assert!(html.contains("4 published claims not run. Fix: "), "the verdict counts them once");
         assert!(html.contains("This experiment was not evaluated."));
     }
 
@@ -523,6 +556,149 @@ mod tests {
     }
 
     const CSS_HAS_PHONE_LAYOUT: [&str; 2] = ["@media (max-width: 700px)", "content: attr(data-label)"];
+
+    /// The verdict section of each document: (markdown, html).
+    fn verdicts<'a>(md: &'a str, html: &'a str) -> (&'a str, &'a str) {
+        let md_start = md.find("> ## Verdict").expect("markdown verdict");
+        let md_end = md[md_start..].find("\n\n").map_or(md.len(), |i| md_start + i);
+        let html_start = html.find("<section id=\"verdict\"").expect("html verdict");
+        let html_end = html_start + html[html_start..].find("</section>").expect("verdict end");
+        (&md[md_start..md_end], &html[html_start..html_end])
+    }
+
+    #[test]
+    fn the_verdict_box_comes_first_in_both_documents() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        let (md, html) = written(dir.path());
+        let before = |text: &str, first: &str, later: &str| {
+            let at = |what: &str| text.find(what).unwrap_or_else(|| panic!("no {what:?}"));
+            assert!(at(first) < at(later), "{first:?} must come before {later:?}");
+        };
+        // Markdown: right after the title and date, before the command line, the guide and any table.
+        before(&md, "> ## Verdict", "Command line:");
+        before(&md, "> ## Verdict", "## How to read");
+        before(&md, "> ## Verdict", "\n| ");
+        assert!(md.starts_with("# ResNet audit: demo & caffe\n\nGenerated "), "{md}");
+        // HTML: the same, and every line of the box inside it.
+        before(&html, "<section id=\"verdict\"", "<table");
+        before(&html, "<section id=\"verdict\"", "id=\"how-to-read\"");
+        before(&html, "<section id=\"verdict\"", "Command line:");
+        before(&html, "<h1>", "<section id=\"verdict\"");
+        let (md_box, html_box) = verdicts(&md, &html);
+        assert!(md_box.lines().all(|l| l.starts_with('>')), "one block quote:\n{md_box}");
+        // The question each experiment asks; the description stands in where none is written.
+        for (text, question) in [
+            (md_box, "Do torchvision's weights give the paper's errors under its protocols?"),
+            (html_box, "Do torchvision&#39;s weights give the paper&#39;s errors under its protocols?"),
+        ] {
+            assert!(text.contains(question), "{text}");
+        }
+        assert!(md_box
+            .contains("**[caffe-paper](#exp-caffe-paper)**: The released Caffe models against the paper's tables."));
+        assert!(html_box
+            .contains("<span class=\"question\">The released Caffe models against the paper&#39;s tables.</span>"));
+        // The tested published claims with their result: drift first, numbers with intervals.
+        assert!(md_box.contains(
+            "- **drift** resnet50\\<b>& · (ii) ten-crop: top-1 23.50 [23.12, 23.88] vs claimed 22.85 (Δ +0.65); tolerance ±0.20"
+        ), "{md_box}");
+        assert!(html_box.contains("<li><span class=\"badge reproduced\">reproduced</span> resnet50&lt;b&gt;&amp; · (i) center-crop: top-1 24.70 [24.32, 25.08] vs claimed 24.58 (Δ +0.12); tolerance ±0.20</li>"), "{html_box}");
+        assert!(md_box.find("**drift**") < md_box.find("**reproduced** resnet50"), "drift first");
+        // Headline counts, published claims and recorded baselines apart (sweep settings aside).
+        assert!(md_box.contains("- Published claims (numbers from sources outside this project: papers, READMEs, library docs): **2** reproduced · **1** drift · **1** not run."), "{md_box}");
+        assert!(md_box.contains("- Recorded baselines (this project's own earlier numbers, kept to catch regressions; never counted as reproduced): **1** hold · **0** regressed."), "{md_box}");
+        assert!(html_box.contains("<span class=\"badge baseline\"><strong>1</strong> hold</span>"));
+    }
+
+    #[test]
+    fn a_recorded_baseline_is_never_counted_as_reproduced() {
+        // The demo's situation: every measured row matches this project's own earlier numbers,
+        // and no published claim ran.
+        let mut report = sample();
+        report.rows.retain(|r| r.experiment == "caffe-paper");
+        for (i, top1) in [30.2, 31.0, 29.5].into_iter().enumerate() {
+            let model = format!("paper-s{}", i + 1);
+            report.rows.push(baseline(
+                row(&model, "center-crop", ProtocolKind::CenterCrop, None, Some(top1)),
+                top1,
+                0.1,
+            ));
+        }
+        let mut regressed = baseline(row("fb-s1", "ten-crop", ProtocolKind::TenCrop, None, Some(28.0)), 27.0, 0.1);
+        regressed.delta_top1 = Some(1.0);
+        report.rows.push(regressed);
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        write_markdown(&report, dir.path()).expect("md");
+        write_html(&report, dir.path()).expect("html");
+        let md = std::fs::read_to_string(dir.path().join("report.md")).expect("read");
+        let html = std::fs::read_to_string(dir.path().join("report.html")).expect("read");
+        let (md_box, html_box) = verdicts(&md, &html);
+        let bottom = "No published claim was tested on its full test set: 1 not run (fixes below). \
+                      Separately, 3 recorded baselines (this project's own earlier numbers) hold, 1 regressed.";
+        assert!(md_box.contains(&format!("> **{bottom}**")), "{md_box}");
+        assert!(html_box.contains(&format!("<p class=\"bottom-line\">{}</p>", esc(bottom))), "{html_box}");
+        assert!(md_box.contains("**0** reproduced · **0** drift · **1** not run"), "{md_box}");
+        assert!(md_box.contains("Recorded baselines: **3** hold · **1** regressed."), "{md_box}");
+        assert!(html_box.contains("<span class=\"badge reproduced\"><strong>0</strong> reproduced</span>"));
+        assert!(!html_box.contains("badge reproduced\">reproduced</span>"), "no baseline listed as a reproduced claim");
+        // Nowhere in either document is a baseline row marked reproduced.
+        assert!(!html.contains("status reproduced"), "a baseline's cell has its own class");
+        assert!(html.contains("<td class=\"status baseline\" data-label=\"status\">baseline</td>"));
+        let result_rows: Vec<&str> =
+            md.lines().filter(|l| l.starts_with("| paper-s") || l.starts_with("| fb-s")).collect();
+        assert_eq!(result_rows.len(), 4);
+        assert!(result_rows.iter().all(|l| !l.contains("| reproduced |")), "{result_rows:?}");
+        assert!(md.contains("| 30.20 / — (baseline) [1] |"), "the claimed column says baseline");
+        assert!(md.contains("1. Recorded baseline (this project's own run): recorded by"), "{md}");
+        // A regression is worded against the baseline, not a claim.
+        assert!(md.contains("**Regressed from a recorded baseline** (1 row outside tolerance)"));
+        assert!(md.contains(
+            "- demo · fb-s1 · (ii) ten-crop: top-1 28.00 vs recorded baseline 27.00 (Δ +1.00); tolerance ±0.10"
+        ));
+        assert!(md.contains("No published claim drifts."));
+    }
+
+    #[test]
+    fn the_verdict_lists_what_did_not_run_with_its_fix_and_subsets_apart() {
+        let mut report = sample();
+        let mut subset =
+            claim(row("resnet20", "as-is", ProtocolKind::CenterCrop, None, Some(8.50)), Some(8.75), None, 0.5);
+        subset.images = 846;
+        subset.status = Status::Subset("subset: 846 of 10,000 images".into());
+        report.rows.push(subset);
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_svgs(dir.path());
+        write_markdown(&report, dir.path()).expect("md");
+        write_html(&report, dir.path()).expect("html");
+        let md = std::fs::read_to_string(dir.path().join("report.md")).expect("read");
+        let html = std::fs::read_to_string(dir.path().join("report.html")).expect("read");
+        let (md_box, html_box) = verdicts(&md, &html);
+        let fix = FIX.lines().next().expect("a first line");
+        assert!(
+            md_box.contains(&format!("- **not run**, 1 published claim not run. Fix: {fix} (see fix 1 below)")),
+            "{md_box}"
+        );
+        assert!(html_box.contains(&format!(
+            "<span class=\"badge notrun\">not run</span> 1 published claim not run. Fix: <code class=\"fix\">{}</code> <a href=\"#exp-caffe-paper-fix-1\">(fix 1)</a>",
+            esc(fix)
+        )), "{html_box}");
+        // demo's own not-run row has no claim: counted apart from published claims.
+        assert!(
+            md_box.contains(
+                "- **not run**, 1 row without a published claim not run. Fix: FCN pooling needs pool5 stride 1"
+            ),
+            "{md_box}"
+        );
+        // A subset: its interval, never counted as reproduced or drift.
+        assert!(md_box.contains("- **subset: 846 of 10,000 images** (not judged) resnet20 · (i) as-is: top-1 8.50 [8.12, 8.88] vs claimed 8.75"), "{md_box}");
+        assert!(
+            md_box.contains("**2** reproduced · **1** drift · **1** on a subset (not judged) · **1** not run"),
+            "{md_box}"
+        );
+        assert!(html_box.contains("<span class=\"badge subset\">subset: 846 of 10,000 images</span> (not judged)"));
+        assert!(md_box.contains("1 on a subset only (not judged)"));
+    }
 
     #[test]
     fn missing_svg_is_an_error_naming_it() {
