@@ -31,6 +31,8 @@ pub enum Column {
     Top5ErrCiHigh,
     Images,
     Skipped,
+    Nll,
+    Ece,
     ParamCount,
     ImgSize,
     CropPct,
@@ -81,7 +83,7 @@ fn two_decimals(v: f64) -> f64 {
 }
 
 impl Column {
-    pub const ALL: [Column; 34] = [
+    pub const ALL: [Column; 36] = [
         Column::Experiment,
         Column::Model,
         Column::Protocol,
@@ -97,6 +99,8 @@ impl Column {
         Column::Top5ErrCiHigh,
         Column::Images,
         Column::Skipped,
+        Column::Nll,
+        Column::Ece,
         Column::ParamCount,
         Column::ImgSize,
         Column::CropPct,
@@ -135,6 +139,8 @@ impl Column {
             Column::Top5ErrCiHigh => "top5_err_ci_high",
             Column::Images => "images",
             Column::Skipped => "skipped",
+            Column::Nll => "nll",
+            Column::Ece => "ece",
             Column::ParamCount => "param_count",
             Column::ImgSize => "img_size",
             Column::CropPct => "crop_pct",
@@ -176,6 +182,9 @@ impl Column {
             Column::Top5ErrCiHigh => Cells::Percent(|r| r.top5.map(|m| m.high)),
             Column::Images => Cells::Count(|r| r.images),
             Column::Skipped => Cells::Count(|r| r.skipped),
+            // Nats and a fraction, not percentages: full precision in both files.
+            Column::Nll => Cells::Number(|r| r.nll),
+            Column::Ece => Cells::Number(|r| r.ece),
             Column::ParamCount => Cells::Number(|r| r.param_count_m),
             Column::ImgSize => Cells::OptionalCount(|r| r.setup.img_size.map(|s| s as usize)),
             Column::CropPct => Cells::Number(|r| r.setup.crop_pct),

@@ -12,6 +12,7 @@
 
 mod format;
 mod html;
+mod image_by_image;
 mod markdown;
 mod svg;
 
@@ -208,6 +209,8 @@ mod tests {
             claim_source: None,
             claim_kind: None,
             claim_test_images: None,
+            nll: None,
+            ece: None,
             setup: Default::default(),
             status: Status::Measured,
         }
@@ -339,6 +342,7 @@ mod tests {
                     svg: "ladder.svg".into(),
                 },
             ],
+            image_by_image: Vec::new(),
         }
     }
 
