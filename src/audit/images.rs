@@ -181,7 +181,8 @@ pub(super) fn analyse(
         }
     }
 
-    let mut gallery = Gallery { out, folder: format!("{FLIPS_DIR}/{}", slug(name)), written: BTreeSet::new(), notes: Vec::new() };
+    let mut gallery =
+        Gallery { out, folder: format!("{FLIPS_DIR}/{}", plain(name)), written: BTreeSet::new(), notes: Vec::new() };
     let mut pairs = Vec::new();
     // The pairs `eval::paired_tests` compares, in its order: so each pair's counts are its McNemar cells.
     for (i, a) in written.iter().enumerate() {
@@ -238,13 +239,17 @@ fn describe(labels: &LabelSet) -> String {
     }
 }
 
-/// A file-name-safe form of an id, with a short hash of the id so that two ids that map to the
-/// same characters still get two files.
+/// A file-name-safe form of a name: ASCII letters, digits, `-` and `_`.
+fn plain(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') { c } else { '_' }).collect()
+}
+
+/// A file name for an image id (its extension dropped), with a short hash of the id so that two
+/// ids that map to the same characters still get two files.
 fn slug(id: &str) -> String {
-    let plain: String =
-        id.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    let stem = id.rsplit_once('.').filter(|(_, ext)| !ext.contains('/')).map_or(id, |(stem, _)| stem);
     let hash = format!("{:x}", Sha256::digest(id.as_bytes()));
-    format!("{}-{}", plain.trim_start_matches('.'), &hash[..8])
+    format!("{}-{}", plain(stem), &hash[..8])
 }
 
 /// Thumbnails of one experiment: each image written once, whatever the number of pairs showing it.
@@ -345,8 +350,9 @@ mod tests {
     #[test]
     fn slugs_are_file_names_and_keep_ids_apart() {
         let (a, b) = (slug("n01/ILSVRC_1.JPEG"), slug("n01_ILSVRC_1.JPEG"));
-        assert!(a.starts_with("n01_ILSVRC_1.JPEG-") && a != b, "{a} {b}");
-        assert!(!slug("../x").contains('/') && !slug("../x").starts_with('.'));
+        assert!(a.starts_with("n01_ILSVRC_1-") && b.starts_with("n01_ILSVRC_1-") && a != b, "{a} {b}");
+        assert!(!slug("../x").contains(['/', '.']));
+        assert!(slug("a.b/c").starts_with("a_b_c-"), "a dot in a folder name is no extension");
     }
 
     #[test]
