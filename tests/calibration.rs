@@ -16,7 +16,8 @@ fn results(case: &Value) -> Vec<ImageResult> {
         .unwrap()
         .iter()
         .map(|image| {
-            let probs: Vec<f32> = image["probs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let probs: Vec<f32> =
+                image["probs"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
             let top5 = image["top5"]
                 .as_array()
                 .unwrap()
@@ -77,7 +78,8 @@ fn the_fixture_exercises_the_clamp_and_skipped_images() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/calibration/cases.json");
     let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let all: Vec<ImageResult> = fixture["cases"].as_array().unwrap().iter().flat_map(results).collect();
-    let zero = all.iter().filter_map(|r| r.outcome.as_ref().ok().map(|s| s.probs[r.label as usize])).filter(|p| *p == 0.0);
+    let zero =
+        all.iter().filter_map(|r| r.outcome.as_ref().ok().map(|s| s.probs[r.label as usize])).filter(|p| *p == 0.0);
     assert!(zero.count() >= 3, "no stored probability of 0 for a label");
     assert!(all.iter().any(|r| r.outcome.is_err()), "no skipped image");
 }

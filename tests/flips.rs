@@ -55,7 +55,9 @@ fn the_flips_command_lists_the_mcnemar_off_diagonal_cells_eval_prints() {
     // One line per flipped image under its heading, each with the label and both guesses.
     let images: Vec<&str> = listed.lines().filter(|l| l.starts_with("  ")).collect();
     assert_eq!(images.len(), only_first + only_second);
-    assert!(images.iter().all(|l| l.contains("\tlabel ") && l.contains("\tcenter-crop: ") && l.contains("\tmulti-scale: ")));
+    assert!(images
+        .iter()
+        .all(|l| l.contains("\tlabel ") && l.contains("\tcenter-crop: ") && l.contains("\tmulti-scale: ")));
     // The other way round, fixed and broken swap.
     let mut back = vec!["flips", demo, "--model", "paper-s1", "--from", "multi-scale", "--to", "center-crop"];
     back.extend(common);
@@ -127,7 +129,12 @@ fn the_demo_report_shows_flips_per_class_changes_and_calibration() {
     let written: Vec<_> = report.rows.iter().filter(|r| r.setting.is_none() && r.top1.is_some()).collect();
     assert_eq!(analysis.calibration.len(), written.len());
     for c in &analysis.calibration {
-        let row = written.iter().find(|r| r.model == c.model && r.protocol == c.protocol || r.protocol == c.protocol && c.model == "ensemble").unwrap();
+        let row = written
+            .iter()
+            .find(|r| {
+                r.model == c.model && r.protocol == c.protocol || r.protocol == c.protocol && c.model == "ensemble"
+            })
+            .unwrap();
         assert_eq!((row.nll, row.ece), (Some(c.nll), Some(c.ece)), "{}/{}", c.model, c.protocol);
         assert!(c.nll > 0.0 && (0.0..=1.0).contains(&c.ece));
         assert_eq!(c.bins.iter().map(|b| b.images).sum::<usize>(), row.images);
@@ -139,7 +146,10 @@ fn the_demo_report_shows_flips_per_class_changes_and_calibration() {
 
     // The per-class table: every class of every (model, protocol) as written, counts adding up.
     let per_class = common::csv_records(&std::fs::read_to_string(out.join("per_class.csv")).unwrap());
-    assert_eq!(per_class[0], ["experiment", "model", "protocol", "class", "class_name", "images", "top1_errors", "top1_err"]);
+    assert_eq!(
+        per_class[0],
+        ["experiment", "model", "protocol", "class", "class_name", "images", "top1_errors", "top1_err"]
+    );
     assert_eq!(per_class.len() - 1, written.len() * 10, "10 demo classes per (model, protocol)");
     let images: usize = per_class[1..11].iter().map(|r| r[5].parse::<usize>().unwrap()).sum();
     assert_eq!(images, 60);

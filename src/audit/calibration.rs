@@ -97,10 +97,7 @@ pub fn calibration(results: &[ImageResult]) -> Result<Option<Calibration>, Calib
             accuracy: (images > 0).then(|| right as f64 / images as f64),
         })
         .collect();
-    let ece = bins
-        .iter()
-        .filter_map(|b| Some(b.images as f64 / n as f64 * (b.accuracy? - b.confidence?).abs()))
-        .sum();
+    let ece = bins.iter().filter_map(|b| Some(b.images as f64 / n as f64 * (b.accuracy? - b.confidence?).abs())).sum();
     Ok(Some(Calibration { images: n, nll: nll / n as f64, ece, bins }))
 }
 

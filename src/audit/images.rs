@@ -197,10 +197,9 @@ pub(super) fn analyse(
             let compared = from_kind == ProtocolKind::CenterCrop
                 && matches!(to_kind, ProtocolKind::TenCrop | ProtocolKind::FullyConvolutional);
             let show = |indices: &[usize], gallery: &mut Gallery| -> Result<Vec<FlipImage>, ImagesError> {
-                indices
-                    .iter()
-                    .take(GALLERY_SIZE)
-                    .map(|&k| gallery.image(&a.results[k], &b.results[k], &names, &samples))
+                shown(indices, &a.results, &b.results)
+                    .into_iter()
+                    .map(|k| gallery.image(&a.results[k], &b.results[k], &names, &samples))
                     .collect()
             };
             pairs.push(FlipPair {
@@ -231,6 +230,21 @@ pub(super) fn analyse(
         notes: gallery.notes,
     };
     Ok((analysis, table))
+}
+
+/// The flipped images a gallery shows: the [`GALLERY_SIZE`] whose probability of the label
+/// moved most between the two runs (store order among equal moves), so that a gallery is not
+/// simply the first class in id order.
+fn shown(indices: &[usize], from: &[ImageResult], to: &[ImageResult]) -> Vec<usize> {
+    let p = |r: &ImageResult| r.outcome.as_ref().ok().and_then(|s| s.probs.get(r.label as usize).copied());
+    let moved = |k: usize| match (p(&from[k]), p(&to[k])) {
+        (Some(a), Some(b)) => (b - a).abs(),
+        _ => 0.0,
+    };
+    let mut order: Vec<usize> = indices.to_vec();
+    order.sort_by(|&x, &y| moved(y).total_cmp(&moved(x)).then(x.cmp(&y)));
+    order.truncate(GALLERY_SIZE);
+    order
 }
 
 fn describe(labels: &LabelSet) -> String {
@@ -348,6 +362,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn galleries_show_the_largest_moves_of_the_label_probability_first() {
+        let image = |label: u32, p: f32| ImageResult {
+            image: format!("{p}"),
+            label,
+            outcome: Ok(crate::store::Scored { top5: vec![(0, 0.5)], probs: vec![p, 1.0 - p], unmapped_prob: 0.0 }),
+        };
+        let from: Vec<ImageResult> = (0..20).map(|_| image(0, 0.3)).collect();
+        let mut to: Vec<ImageResult> = (0..20).map(|i| image(0, 0.3 + 0.01 * i as f32)).collect();
+        to[3] = to[1].clone(); // the same move as image 1: store order decides
+        let picked = shown(&(0..20).collect::<Vec<_>>(), &from, &to);
+        assert_eq!(picked.len(), GALLERY_SIZE);
+        assert_eq!(picked[..3], [19, 18, 17]);
+        assert_eq!(shown(&[3, 1], &from, &to), [1, 3]);
+    }
+
+    #[test]
     fn slugs_are_file_names_and_keep_ids_apart() {
         let (a, b) = (slug("n01/ILSVRC_1.JPEG"), slug("n01_ILSVRC_1.JPEG"));
         assert!(a.starts_with("n01_ILSVRC_1-") && b.starts_with("n01_ILSVRC_1-") && a != b, "{a} {b}");
@@ -359,16 +389,22 @@ mod tests {
     fn thumbnails_come_from_shipped_pixels_or_the_file_and_are_written_once() {
         let dir = tempfile::tempdir().unwrap();
         let pixels = std::sync::Arc::new(image::RgbImage::from_pixel(32, 32, image::Rgb([200, 10, 10])));
-        let cifar = Sample { id: "test_batch#7".into(), path: "/nonexistent/batch.bin".into(), label: 3, pixels: Some(pixels) };
+        let cifar =
+            Sample { id: "test_batch#7".into(), path: "/nonexistent/batch.bin".into(), label: 3, pixels: Some(pixels) };
         let missing = Sample::file("gone.png".into(), dir.path().join("gone.png"), 1);
         let samples: BTreeMap<&str, &Sample> = [(cifar.id.as_str(), &cifar), (missing.id.as_str(), &missing)].into();
-        let mut gallery = Gallery { out: dir.path(), folder: "flips/x".into(), written: BTreeSet::new(), notes: Vec::new() };
+        let mut gallery =
+            Gallery { out: dir.path(), folder: "flips/x".into(), written: BTreeSet::new(), notes: Vec::new() };
         let first = gallery.thumbnail("test_batch#7", &samples).unwrap().unwrap();
         assert!(first.starts_with("flips/x/test_batch_7-") && dir.path().join(&first).is_file(), "{first}");
         assert_eq!(gallery.thumbnail("test_batch#7", &samples).unwrap(), Some(first));
         // A file that cannot be read any more: no thumbnail, and a note naming it.
         assert_eq!(gallery.thumbnail("gone.png", &samples).unwrap(), None);
-        assert!(gallery.notes.len() == 1 && gallery.notes[0].starts_with("gone.png: no thumbnail"), "{:?}", gallery.notes);
+        assert!(
+            gallery.notes.len() == 1 && gallery.notes[0].starts_with("gone.png: no thumbnail"),
+            "{:?}",
+            gallery.notes
+        );
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub fn largest_changes(from: &[ClassError], to: &[ClassError], names: &[String],
 }
 
 fn frame(rows: &[PerClassRow], rounded: bool) -> Result<DataFrame, polars::prelude::PolarsError> {
-    let text = |name: &str, f: fn(&PerClassRow) -> String| Series::new(name.into(), rows.iter().map(f).collect::<Vec<_>>());
+    let text =
+        |name: &str, f: fn(&PerClassRow) -> String| Series::new(name.into(), rows.iter().map(f).collect::<Vec<_>>());
     let count = |name: &str, f: fn(&PerClassRow) -> usize| {
         Series::new(name.into(), rows.iter().map(|r| f(r) as u64).collect::<Vec<u64>>())
     };
@@ -141,10 +142,10 @@ mod tests {
         let names: Vec<String> = ["cat", "dog", "fox"].map(String::from).into();
         let changes = largest_changes(&a, &b, &names, 5);
         // fox: 100 → 0, cat: 50 → 0; dog unchanged is left out.
-        assert_eq!(changes.iter().map(|c| (c.class_name.as_str(), c.delta())).collect::<Vec<_>>(), [
-            ("fox", -100.0),
-            ("cat", -50.0)
-        ]);
+        assert_eq!(
+            changes.iter().map(|c| (c.class_name.as_str(), c.delta())).collect::<Vec<_>>(),
+            [("fox", -100.0), ("cat", -50.0)]
+        );
         assert_eq!(largest_changes(&a, &b, &names, 1).len(), 1);
     }
 }

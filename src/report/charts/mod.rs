@@ -197,11 +197,12 @@ pub fn reliability_diagrams(analysis: &ImageByImage, dir: &Path) -> Result<Vec<C
     let mut written = Vec::new();
     for model in models {
         let protocols: Vec<&ProtocolCalibration> = analysis.calibration.iter().filter(|c| c.model == model).collect();
-        let Some(chart) = Reliability::prepare(model, &protocols) else { continue };
+        let title = format!("Reliability: {} / {model}", analysis.experiment);
+        let Some(chart) = Reliability::prepare(&title, &protocols) else { continue };
         let out = Output::new(dir, &format!("reliability-{}-{}", slug(&analysis.experiment), slug(model)))?;
         out.render(&chart)?;
         written.push(out.files(
-            &format!("Reliability: {} / {model}", analysis.experiment),
+            &title,
             "Top-1 accuracy against top-1 confidence, images in 15 equal-width confidence bins (each \
              marker one non-empty bin, at its mean confidence), one line per protocol: on the dashed \
              diagonal a model is as often right as it is confident; below it, over-confident. The \

@@ -11,8 +11,6 @@ use super::style::{draw_marker, kind_label, series_style, titled, Shape, GREY_TE
 use super::{Chart, DrawError};
 use crate::report::ProtocolCalibration;
 
-pub(super) const RELIABILITY_TITLE: &str = "Reliability";
-
 /// A reliability diagram is square-ish: both axes are probabilities.
 const SIZE: (u32, u32) = (900, 820);
 
@@ -31,7 +29,7 @@ pub(super) struct Reliability {
 
 impl Reliability {
     /// `None` when no protocol has a non-empty bin with finite numbers.
-    pub(super) fn prepare(model: &str, protocols: &[&ProtocolCalibration]) -> Option<Reliability> {
+    pub(super) fn prepare(title: &str, protocols: &[&ProtocolCalibration]) -> Option<Reliability> {
         let mut lines = Vec::new();
         let mut legend = vec![LegendEntry {
             sample: Sample::Line { color: GREY_TEXT, width: 2, dashed: true, marker: None },
@@ -50,17 +48,11 @@ impl Reliability {
             let (color, shape) = series_style(i);
             legend.push(LegendEntry {
                 sample: Sample::Line { color, width: 3, dashed: false, marker: Some((shape, true)) },
-                label: format!(
-                    "{} {}: ECE {:.2}%, NLL {:.3}",
-                    kind_label(p.kind),
-                    p.protocol,
-                    100.0 * p.ece,
-                    p.nll
-                ),
+                label: format!("{} {}: ECE {:.2}%, NLL {:.3}", kind_label(p.kind), p.protocol, 100.0 * p.ece, p.nll),
             });
             lines.push(Line { color, shape, points });
         }
-        (!lines.is_empty()).then(|| Reliability { title: format!("{RELIABILITY_TITLE}: {model}"), lines, legend })
+        (!lines.is_empty()).then(|| Reliability { title: title.to_string(), lines, legend })
     }
 }
 

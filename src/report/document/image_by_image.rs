@@ -26,26 +26,13 @@ fn pair_counts(p: &FlipPair) -> String {
 }
 
 fn change_text(c: &ClassChange) -> String {
-    format!(
-        "{}: {:.1}% → {:.1}% ({:+.1} points, {} images)",
-        c.class_name,
-        c.from_err,
-        c.to_err,
-        c.delta(),
-        c.images
-    )
+    format!("{}: {:.1}% → {:.1}% ({:+.1} points, {} images)", c.class_name, c.from_err, c.to_err, c.delta(), c.images)
 }
 
 fn guess_text(image: &FlipImage, p: &FlipPair) -> String {
     format!(
         "label {}; {} guessed {} ({:.2}), {} guessed {} ({:.2})",
-        image.label,
-        p.from,
-        image.from.class,
-        image.from.probability,
-        p.to,
-        image.to.class,
-        image.to.probability
+        image.label, p.from, image.from.class, image.from.probability, p.to, image.to.class, image.to.probability
     )
 }
 
