@@ -166,6 +166,12 @@ fn the_demo_report_shows_flips_per_class_changes_and_calibration() {
     assert!(manifest.contains("\"per_class.parquet\""));
     assert!(audit::check(&out, CheckOptions::default()).unwrap().failures.is_empty());
 
+    // Written again into the same folder, an earlier report's thumbnails do not stay behind.
+    let stale = out.join("flips/demo/stale-00000000.png");
+    std::fs::write(&stale, b"old").unwrap();
+    audit::run(&options).unwrap();
+    assert!(!stale.exists() && audit::check(&out, CheckOptions::default()).is_ok());
+
     // Determinism: the report written again from the store has the same thumbnails, tables and charts.
     let again = work.path().join("again");
     let mut options = common::audit_options(vec![demo()], &again, &store, "cargo test --test flips");

@@ -46,6 +46,8 @@ pub enum ImagesError {
     Calibration { model: String, protocol: String, error: CalibrationError },
     #[error("thumbnail of {image}: {error}")]
     Thumbnail { image: String, error: WriteError },
+    #[error("cannot remove the earlier report's thumbnails {path}: {error}")]
+    RemoveThumbnails { path: PathBuf, error: std::io::Error },
     #[error("no result of {model}/{protocol} (the run has: {})", available.join(", "))]
     NoResult { model: String, protocol: String, available: Vec<String> },
 }
@@ -183,6 +185,14 @@ pub(super) fn analyse(
 
     let mut gallery =
         Gallery { out, folder: format!("{FLIPS_DIR}/{}", plain(name)), written: BTreeSet::new(), notes: Vec::new() };
+    // An earlier report's thumbnails go first: the folder then holds exactly what the manifest lists.
+    let folder = out.join(&gallery.folder);
+    match std::fs::remove_dir_all(&folder) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ImagesError::RemoveThumbnails { path: folder, error })
+        }
+        _ => {}
+    }
     let mut pairs = Vec::new();
     // The pairs `eval::paired_tests` compares, in its order: so each pair's counts are its McNemar cells.
     for (i, a) in written.iter().enumerate() {
