@@ -1,6 +1,6 @@
 //! The report's "What changed, image by image" section, in both formats: calibration per
 //! (model, protocol) with each model's reliability diagram, then per pair of a model's protocols
-//! the flip counts, the classes that moved most, and a gallery of the first flipped images (the
+//! the flip counts, the classes that moved most, and a gallery of flipped images (the
 //! thumbnails are files beside the report, the one thing the HTML page does not inline: hundreds
 //! of images would not fit one page). The audit computed all of it (`audit::images`).
 
@@ -11,11 +11,12 @@ const TITLE: &str = "What changed, image by image";
 
 const INTRO: &str = "For each model and each pair of its protocols (as written; sweep settings left out): \
 the images whose top-1 answer became right (fixed) and those that became wrong (broken) on the images \
-both protocols scored (the off-diagonal cells of the paired McNemar comparison), the first few of each \
-with the label and both top-1 guesses; for (i) → (ii) and (i) → (iii) the classes whose top-1 error \
-changed most. Calibration: NLL is the mean −ln p(label) (p clamped at 1e-12); ECE the expected \
-calibration error over 15 equal-width bins of the top-1 confidence (Guo et al. 2017). \
-Per-class errors of every (model, protocol) are in per_class.csv / per_class.parquet.";
+both protocols scored (the off-diagonal cells of the paired McNemar comparison), up to a dozen of each \
+whose probability of the label moved most, with the label and both top-1 guesses; for (i) → (ii) and \
+(i) → (iii) the classes whose top-1 error changed most. Calibration: NLL is the mean −ln p(label) \
+(p clamped at 1e-12); ECE the expected calibration error over 15 equal-width bins of the top-1 \
+confidence (Guo et al. 2017). Per-class errors of every (model, protocol) are in per_class.csv / \
+per_class.parquet.";
 
 fn pair_title(p: &FlipPair) -> String {
     format!("{}: {} {} → {} {}", p.model, p.from_kind.numeral(), p.from, p.to_kind.numeral(), p.to)
