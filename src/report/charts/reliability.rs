@@ -88,3 +88,37 @@ impl Chart for Reliability {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ProtocolKind, ReliabilityBin};
+
+    fn protocol(id: &str, bins: Vec<ReliabilityBin>) -> ProtocolCalibration {
+        ProtocolCalibration {
+            model: "m".into(),
+            protocol: id.into(),
+            kind: ProtocolKind::TenCrop,
+            nll: 0.5,
+            ece: 0.1,
+            bins,
+        }
+    }
+
+    fn bin(confidence: Option<f64>, accuracy: Option<f64>) -> ReliabilityBin {
+        ReliabilityBin { lower: 0.0, upper: 1.0, images: usize::from(confidence.is_some()), confidence, accuracy }
+    }
+
+    #[test]
+    fn empty_and_non_finite_bins_are_not_drawn() {
+        let empty = protocol("a", vec![bin(None, None)]);
+        assert!(Reliability::prepare("t", &[&empty]).is_none(), "nothing to draw");
+        let drawn = protocol("b", vec![bin(Some(0.5), Some(0.25)), bin(None, None), bin(Some(f64::NAN), Some(0.5))]);
+        let chart = Reliability::prepare("t", &[&empty, &drawn]).unwrap();
+        assert_eq!(chart.lines.len(), 1);
+        assert_eq!(chart.lines[0].points, [(50.0, 25.0)]);
+        // The diagonal, then one entry per drawn protocol with its ECE (%) and NLL.
+        assert_eq!(chart.legend.len(), 2);
+        assert_eq!(chart.legend[1].label, "(ii) 10 crops b: ECE 10.00%, NLL 0.500");
+    }
+}
