@@ -14,7 +14,7 @@ use super::flips::{flips, FlipsError};
 use super::per_class::{largest_changes, per_class, ClassError, PerClassRow};
 use super::rows::kind_of;
 use crate::dataset::{DatasetError, Sample};
-use crate::decode::decode_rgb;
+use crate::decode::decode_rgb_within;
 use crate::eval::{EvalReport, Row};
 use crate::experiment::LoadedExperiment;
 use crate::fsio::{atomic_write, WriteError};
@@ -183,8 +183,13 @@ pub(super) fn analyse(
         }
     }
 
-    let mut gallery =
-        Gallery { out, folder: format!("{FLIPS_DIR}/{}", plain(name)), written: BTreeSet::new(), notes: Vec::new() };
+    let mut gallery = Gallery {
+        out,
+        folder: format!("{FLIPS_DIR}/{}", plain(name)),
+        written: BTreeSet::new(),
+        notes: Vec::new(),
+        max_pixels: loaded.settings().max_pixels,
+    };
     // An earlier report's thumbnails go first: the folder then holds exactly what the manifest lists.
     let folder = out.join(&gallery.folder);
     match std::fs::remove_dir_all(&folder) {
@@ -283,6 +288,7 @@ struct Gallery<'a> {
     folder: String,
     written: BTreeSet<String>,
     notes: Vec<String>,
+    max_pixels: u64,
 }
 
 impl Gallery<'_> {
@@ -315,7 +321,8 @@ impl Gallery<'_> {
         };
         let rgb = match &sample.pixels {
             Some(pixels) => (**pixels).clone(),
-            None => match decode_rgb(&sample.path) {
+            // The experiment's pixel limit, as when the image was scored.
+            None => match decode_rgb_within(&sample.path, self.max_pixels) {
                 Ok(rgb) => rgb,
                 Err(error) => {
                     self.notes.push(format!("{image}: no thumbnail: {error}"));
@@ -403,8 +410,13 @@ mod tests {
             Sample { id: "test_batch#7".into(), path: "/nonexistent/batch.bin".into(), label: 3, pixels: Some(pixels) };
         let missing = Sample::file("gone.png".into(), dir.path().join("gone.png"), 1);
         let samples: BTreeMap<&str, &Sample> = [(cifar.id.as_str(), &cifar), (missing.id.as_str(), &missing)].into();
-        let mut gallery =
-            Gallery { out: dir.path(), folder: "flips/x".into(), written: BTreeSet::new(), notes: Vec::new() };
+        let mut gallery = Gallery {
+            out: dir.path(),
+            folder: "flips/x".into(),
+            written: BTreeSet::new(),
+            notes: Vec::new(),
+            max_pixels: 1 << 20,
+        };
         let first = gallery.thumbnail("test_batch#7", &samples).unwrap().unwrap();
         assert!(first.starts_with("flips/x/test_batch_7-") && dir.path().join(&first).is_file(), "{first}");
         assert_eq!(gallery.thumbnail("test_batch#7", &samples).unwrap(), Some(first));
