@@ -150,6 +150,33 @@ pub enum Command {
     /// (`audit --shard $SLURM_ARRAY_TASK_ID/N`) and a merge job that runs after all of them
     /// succeeded (`--dependency=afterok`) and writes the report.
     Slurm(SlurmArgs),
+    /// The images whose top-1 answer changed from one protocol of a model to another: fixed
+    /// (wrong, then right) and broken (right, then wrong), with the label and both guesses.
+    /// Reads the store (computing what is missing, as `eval` does).
+    Flips(FlipsArgs),
+}
+
+#[derive(Args)]
+pub struct FlipsArgs {
+    /// The experiment YAML
+    pub experiment: PathBuf,
+    /// The model id (`ensemble` for ensemble protocols)
+    #[arg(long, value_name = "ID")]
+    pub model: String,
+    /// The protocol compared from
+    #[arg(long, value_name = "ID")]
+    pub from: String,
+    /// The protocol compared to
+    #[arg(long, value_name = "ID")]
+    pub to: String,
+    /// As given to the run (a quick run is stored separately)
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
+    /// Where per-image results are stored
+    #[arg(long, default_value = "reports/store")]
+    pub store: PathBuf,
 }
 
 /// Splitting a run: one shard of it, or the merge of stored shards.

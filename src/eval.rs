@@ -196,7 +196,25 @@ pub struct EvalReport {
 }
 
 /// A label set with its id.
-type NamedLabels = (String, LabelSet);
+/// A label set with its id (`original`, `real`, `subset:…`).
+pub type NamedLabels = (String, LabelSet);
+
+/// Every label set the experiment names, loaded; the first is the main rows'. None is in a
+/// store key, so any of them re-scores stored results.
+pub fn label_sets(loaded: &LoadedExperiment, dataset: &Dataset) -> Result<Vec<NamedLabels>, EvalError> {
+    let experiment = &loaded.experiment;
+    let dataset_spec = experiment.dataset().map_err(|_| EvalError::UnresolvedDataset)?;
+    let label_sets: Vec<NamedLabels> = experiment
+        .labels
+        .iter()
+        .map(|spec| Ok((spec.id(), spec.load(dataset_spec, dataset, &loaded.base)?)))
+        .collect::<Result<_, DatasetError>>()?;
+    Ok(if label_sets.is_empty() {
+        vec![("original".to_string(), LabelSet::for_dataset(dataset))]
+    } else {
+        label_sets
+    })
+}
 
 /// A model ready to run, or (`model: None`) described for its store keys only.
 pub struct LoadedModel {
@@ -396,18 +414,7 @@ fn unknown(what: &'static str, id: &str, available: &[&str]) -> EvalError {
 pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalReport, EvalError> {
     let experiment = &loaded.experiment;
     let dataset = experiment.dataset().map_err(|_| EvalError::UnresolvedDataset)?.load(&loaded.base)?;
-    let dataset_spec = experiment.dataset().map_err(|_| EvalError::UnresolvedDataset)?;
-    // Every label set the experiment names, the first one the main rows'. None is in a key.
-    let label_sets: Vec<NamedLabels> = experiment
-        .labels
-        .iter()
-        .map(|spec| Ok((spec.id(), spec.load(dataset_spec, &dataset, &loaded.base)?)))
-        .collect::<Result<_, DatasetError>>()?;
-    let label_sets = if label_sets.is_empty() {
-        vec![("original".to_string(), LabelSet::for_dataset(&dataset))]
-    } else {
-        label_sets
-    };
+    let label_sets = label_sets(loaded, &dataset)?;
     let samples = match options.limit {
         Some(n) => evenly_spaced(&dataset.samples, n),
         None => dataset.samples.clone(),

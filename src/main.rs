@@ -263,6 +263,22 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 );
             }
         }
+        Command::Flips(args) => {
+            let loaded = LoadedExperiment::read(&args.experiment)?;
+            // Only the two results compared (an ensemble's members come with it).
+            let options = EvalOptions {
+                models: if args.model == "ensemble" { Vec::new() } else { vec![args.model.clone()] },
+                protocols: vec![args.from.clone(), args.to.clone()],
+                limit: args.limit,
+                device: args.runtime.device.into(),
+                backend: args.runtime.backend.into(),
+                store_dir: args.store,
+                sweeps: false,
+                mode: RunMode::Complete,
+            };
+            let report = eval::run(&loaded, &options)?;
+            print!("{}", audit::flip_list(&loaded, &report, &args.model, &args.from, &args.to)?);
+        }
     }
     Ok(Outcome::Done)
 }

@@ -269,3 +269,39 @@ fn label_set_mistakes_are_errors_at_their_line() {
     let error = eval::run(&loaded, &options(&dir.path().join("store"), RunMode::Complete)).unwrap_err().to_string();
     assert!(error.contains("missing.txt") && error.contains("labels.subset"), "{error}");
 }
+
+/// Between two protocols, the report's flip line counts what another label set calls fixed and
+/// how many of those the original labels do not: counted here directly from the stored results.
+#[test]
+fn the_flips_count_what_another_label_set_alone_fixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_setup(dir.path(), "labels: [original, {subset: ten.txt}]\n", "");
+    let two_protocols = std::fs::read_to_string(&path).unwrap().replace(
+        "crop: 64}\n",
+        "crop: 64}\n  - {id: wide, kind: center-crop, resize: {shorter-side: 96}, crop: 64}\n",
+    );
+    std::fs::write(&path, two_protocols).unwrap();
+    let out = dir.path().join("report");
+    let store = dir.path().join("store");
+    let options = common::audit_options(vec![path.clone()], &out, &store, "labels flips");
+    resnet_audit::audit::run(&options).unwrap();
+
+    let report = eval::run(&LoadedExperiment::read(&path).unwrap(), &self::options(&store, RunMode::StoredOnly)).unwrap();
+    let results = |protocol: &str| &report.rows.iter().find(|r| r.protocol == protocol).unwrap().results;
+    let (a, b) = (results("center"), results("wide"));
+    let subset = LabelSet::Subset { classes: (0..10).collect() };
+    let fixed_by = |set: &LabelSet| -> Vec<usize> {
+        (0..a.len())
+            .filter(|&k| match (set.judge(&a[k]), set.judge(&b[k])) {
+                (Some(x), Some(y)) => !x.top1 && y.top1,
+                _ => false,
+            })
+            .collect()
+    };
+    let (by_subset, by_original) = (fixed_by(&subset), fixed_by(&LabelSet::Single));
+    let only = by_subset.iter().filter(|k| !by_original.contains(k)).count();
+    let line = format!("under subset:ten.txt: {} fixed, {only} of them only by the label set", by_subset.len());
+    assert!(!by_subset.is_empty(), "the fixture has a fix to count");
+    let markdown = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(markdown.contains(&line), "expected `{line}` in\n{markdown}");
+}

@@ -67,6 +67,15 @@ fn report_files(report: &AuditReport, out: &Path) -> Result<Vec<String>, Manifes
         files.push(chart.png.clone());
         files.push(chart.svg.clone());
     }
+    // What changed image by image: the per-class table, reliability diagrams, thumbnails.
+    if !report.image_by_image.is_empty() {
+        files.extend([super::per_class::PER_CLASS_PARQUET, super::per_class::PER_CLASS_CSV].map(String::from));
+    }
+    for analysis in &report.image_by_image {
+        files.extend(analysis.charts.iter().flat_map(|c| [c.png.clone(), c.svg.clone()]));
+        let shown = analysis.pairs.iter().flat_map(|p| p.fixed_shown.iter().chain(&p.broken_shown));
+        files.extend(shown.filter_map(|image| image.thumbnail.clone()));
+    }
     let mut pending = vec![PathBuf::from("experiments")];
     while let Some(relative) = pending.pop() {
         let folder = out.join(&relative);

@@ -11,14 +11,19 @@
 //! records date, version and the whole report.
 
 pub mod bands;
+pub mod calibration;
+pub mod flips;
+pub mod images;
 mod leftovers;
 mod manifest;
+pub mod per_class;
 mod rows;
 pub mod table;
 mod training;
 
 use std::path::{Path, PathBuf};
 
+pub use images::{flip_list, FlipList, ImagesError};
 pub use leftovers::remove_abandoned_temp_files;
 pub use manifest::{software_version, ManifestError, MANIFEST};
 pub use table::{Column, TableError};
@@ -29,7 +34,9 @@ use crate::device::{DeviceError, DeviceKind};
 use crate::eval::{self, EvalError, EvalOptions};
 use crate::experiment::{is_training_experiment, ExperimentError, LoadedExperiment, TrainingExperiment};
 use crate::model::Backend;
-use crate::report::{charts, document, AuditReport, ChartFiles, ExperimentInfo, ModelInfo, ProtocolInfo, ResultRow};
+use crate::report::{
+    charts, document, AuditReport, ChartFiles, ExperimentInfo, ImageByImage, ModelInfo, ProtocolInfo, ResultRow,
+};
 use crate::train::run::TrainError;
 use crate::transform::InputSpec;
 
@@ -52,7 +59,9 @@ pub enum AuditError {
     #[error("cannot copy {from} to {to}: {error}")]
     Copy { from: PathBuf, to: PathBuf, error: std::io::Error },
     #[error("{path}: {error}")]
-    NoImageScored { path: PathBuf, error: rows::NoImageScored },
+    NoImageScored { path: PathBuf, error: rows::RowsError },
+    #[error("{path}: image by image: {error}")]
+    Images { path: PathBuf, error: images::ImagesError },
     #[error("{path}: {error}")]
     Device { path: PathBuf, error: DeviceError },
     #[error("{path}: run `{run}`, seed {seed}: training failed: {error}")]
@@ -145,6 +154,7 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
     create_folder(&copies)?;
     let mut experiments = Vec::new();
     let (mut rows, mut label_rows) = (Vec::new(), Vec::new());
+    let (mut image_by_image, mut per_class_rows) = (Vec::new(), Vec::new());
     for file in &files {
         let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         let (info, experiment_rows) = if is_training_experiment(file) {
@@ -154,7 +164,12 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
         } else {
             let loaded = LoadedExperiment::read(file)?;
             let copied = copy_experiment(&loaded, &name, &copies)?;
-            audit_experiment(&loaded, &name, &copied, options)?
+            let (info, rows, images) = audit_experiment(&loaded, &name, &copied, options)?;
+            if let Some((analysis, table)) = images {
+                image_by_image.push(analysis);
+                per_class_rows.extend(table);
+            }
+            (info, rows)
         };
         let (main, other) = rows::split_label_rows(experiment_rows, &info.labels);
         experiments.push(info);
@@ -171,7 +186,11 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
         bands: bands::sweep_bands(&rows),
         rows,
         label_rows,
+        image_by_image,
     };
+    if !report.image_by_image.is_empty() {
+        per_class::write_per_class(&per_class_rows, &options.out)?;
+    }
     write_report(report, &options.out)
 }
 
@@ -187,6 +206,9 @@ pub fn write_report(mut report: AuditReport, out: &Path) -> Result<AuditReport, 
     }
     table::write_tables(&report.table_rows(), out)?;
     report.charts = write_charts(&report.rows, out)?;
+    for analysis in &mut report.image_by_image {
+        analysis.charts = charts::reliability_diagrams(analysis, out)?;
+    }
     document::write_markdown(&report, out)?;
     document::write_html(&report, out)?;
     manifest::write_manifest(&report, out)?;
@@ -250,7 +272,7 @@ fn audit_experiment(
     name: &str,
     copied_file: &str,
     options: &AuditOptions,
-) -> Result<(ExperimentInfo, Vec<ResultRow>), AuditError> {
+) -> Result<(ExperimentInfo, Vec<ResultRow>, Option<(ImageByImage, Vec<per_class::PerClassRow>)>), AuditError> {
     let experiment = &loaded.experiment;
     let eval_options = EvalOptions {
         models: Vec::new(),
@@ -305,7 +327,7 @@ fn audit_experiment(
             Some(reason) => {
                 info.not_run = Some(reason.clone());
                 let rows = rows::not_run_rows(loaded, name, &reason);
-                return Ok((info, rows));
+                return Ok((info, rows, None));
             }
             None => return Err(AuditError::Eval { path: loaded.path.clone(), error: Box::new(error) }),
         },
@@ -332,7 +354,9 @@ fn audit_experiment(
         .collect();
     let rows = rows::measured_rows(loaded, name, &report)
         .map_err(|error| AuditError::NoImageScored { path: loaded.path.clone(), error })?;
-    Ok((info, rows))
+    let images = images::analyse(loaded, name, &report, &options.out)
+        .map_err(|error| AuditError::Images { path: loaded.path.clone(), error })?;
+    Ok((info, rows, Some(images)))
 }
 
 /// Writes one experiment's eval results as the audit's results table (CSV, the columns of

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::calibration::{calibration, CalibrationError};
 use crate::eval::EvalReport;
 use crate::experiment::{Claim, LoadedExperiment};
 use crate::metrics::Proportion;
@@ -47,6 +48,8 @@ impl ResultRow {
             claim_source: None,
             claim_kind: None,
             claim_test_images: None,
+            nll: None,
+            ece: None,
             setup: RowSetup::default(),
             status,
         }
@@ -204,13 +207,22 @@ pub struct NoImageScored {
     pub protocol: String,
 }
 
+/// Why measured rows could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum RowsError {
+    #[error(transparent)]
+    NoImageScored(#[from] NoImageScored),
+    #[error("{model}/{protocol}: {error}")]
+    Calibration { model: String, protocol: String, error: CalibrationError },
+}
+
 /// One row per (model, protocol[, sweep setting]) the eval measured, judged against its claim,
 /// then the not-run rows of models whose weights are absent.
 pub(super) fn measured_rows(
     loaded: &LoadedExperiment,
     name: &str,
     report: &EvalReport,
-) -> Result<Vec<ResultRow>, NoImageScored> {
+) -> Result<Vec<ResultRow>, RowsError> {
     let experiment = &loaded.experiment;
     let sha256: BTreeMap<&str, &str> =
         report.models.iter().map(|m| (m.id.as_str(), m.weights_sha256.as_str())).collect();
@@ -235,6 +247,12 @@ pub(super) fn measured_rows(
         out.top5 = percent(&row.rates.top5);
         out.images = row.rates.top1.trials as usize;
         out.skipped = row.skipped().len();
+        let calibrated = calibration(&row.results).map_err(|error| RowsError::Calibration {
+            model: model.to_string(),
+            protocol: row.protocol.clone(),
+            error,
+        })?;
+        (out.nll, out.ece) = (calibrated.as_ref().map(|c| c.nll), calibrated.as_ref().map(|c| c.ece));
         if !is_ensemble {
             out.setup.weights = experiment.model(&row.model).map(|m| m.weights.clone());
             out.setup.weights_sha256 = sha256.get(row.model.as_str()).map(|s| s.to_string());
@@ -267,7 +285,7 @@ pub(super) fn measured_rows(
         if out.images == 0 {
             // Nothing scored: no error rate exists, whatever the claim says.
             if out.skipped == 0 {
-                return Err(NoImageScored { model: model.to_string(), protocol: row.protocol.clone() });
+                return Err(NoImageScored { model: model.to_string(), protocol: row.protocol.clone() }.into());
             }
             let why = format!("empty: all {} images skipped as bad (on_bad_image: skip)", out.skipped);
             out = with_claim(out, claim);

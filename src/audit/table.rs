@@ -33,6 +33,8 @@ pub enum Column {
     Images,
     Skipped,
     LabelsExcluded,
+    Nll,
+    Ece,
     ParamCount,
     ImgSize,
     CropPct,
@@ -83,7 +85,7 @@ fn two_decimals(v: f64) -> f64 {
 }
 
 impl Column {
-    pub const ALL: [Column; 36] = [
+    pub const ALL: [Column; 38] = [
         Column::Experiment,
         Column::Model,
         Column::Protocol,
@@ -101,6 +103,8 @@ impl Column {
         Column::Images,
         Column::Skipped,
         Column::LabelsExcluded,
+        Column::Nll,
+        Column::Ece,
         Column::ParamCount,
         Column::ImgSize,
         Column::CropPct,
@@ -141,6 +145,8 @@ impl Column {
             Column::Images => "images",
             Column::Skipped => "skipped",
             Column::LabelsExcluded => "labels_excluded",
+            Column::Nll => "nll",
+            Column::Ece => "ece",
             Column::ParamCount => "param_count",
             Column::ImgSize => "img_size",
             Column::CropPct => "crop_pct",
@@ -184,6 +190,9 @@ impl Column {
             Column::Images => Cells::Count(|r| r.images),
             Column::Skipped => Cells::Count(|r| r.skipped),
             Column::LabelsExcluded => Cells::Count(|r| r.labels_excluded),
+            // Nats and a fraction, not percentages: full precision in both files.
+            Column::Nll => Cells::Number(|r| r.nll),
+            Column::Ece => Cells::Number(|r| r.ece),
             Column::ParamCount => Cells::Number(|r| r.param_count_m),
             Column::ImgSize => Cells::OptionalCount(|r| r.setup.img_size.map(|s| s as usize)),
             Column::CropPct => Cells::Number(|r| r.setup.crop_pct),

@@ -208,6 +208,12 @@ pub struct ResultRow {
     pub claim_kind: Option<ClaimKind>,
     /// The size of the test set the claim was measured on; a row with fewer images is a subset.
     pub claim_test_images: Option<usize>,
+    /// Mean negative log-likelihood of the label, nats (`audit::calibration`).
+    #[serde(default)]
+    pub nll: Option<f64>,
+    /// Expected calibration error, 15 equal-width confidence bins, a fraction (`audit::calibration`).
+    #[serde(default)]
+    pub ece: Option<f64>,
     pub setup: RowSetup,
     pub status: Status,
 }
@@ -342,4 +348,124 @@ pub struct AuditReport {
     #[serde(default)]
     pub bands: Vec<SweepBand>,
     pub charts: Vec<ChartFiles>,
+    /// Per experiment that ran: what changed image by image (flips, per-class changes, calibration).
+    #[serde(default)]
+    pub image_by_image: Vec<ImageByImage>,
+}
+
+/// What changed image by image in one experiment (computed by `audit::images`): flips between
+/// each model's protocols, the classes whose error moved most, and calibration per protocol.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageByImage {
+    pub experiment: String,
+    /// The label set correctness was judged with, in words.
+    pub labels: String,
+    /// Per model, every pair of its protocols as written (sweep settings left out), in the
+    /// order of the paired McNemar comparisons.
+    pub pairs: Vec<FlipPair>,
+    /// Per (model, protocol) as written: NLL, ECE and the reliability bins.
+    pub calibration: Vec<ProtocolCalibration>,
+    /// One reliability diagram per model, written with the report's charts.
+    pub charts: Vec<ChartFiles>,
+    /// What a reader must know (thumbnails that could not be made, …).
+    pub notes: Vec<String>,
+}
+
+/// The images whose top-1 answer changed from protocol `from` to `to` of one model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlipPair {
+    pub model: String,
+    pub from: String,
+    pub from_kind: ProtocolKind,
+    pub to: String,
+    pub to_kind: ProtocolKind,
+    /// Images both protocols scored.
+    pub paired: usize,
+    /// Wrong under `from`, right under `to`.
+    pub fixed: usize,
+    /// Right under `from`, wrong under `to`.
+    pub broken: usize,
+    /// The first fixed images (store order, at most the audit's gallery size).
+    pub fixed_shown: Vec<FlipImage>,
+    pub broken_shown: Vec<FlipImage>,
+    /// For (i) → (ii) and (i) → (iii): the classes whose top-1 error changed most.
+    pub class_changes: Vec<ClassChange>,
+    /// The same pair under each of the experiment's other label sets (ImageNet-ReaL).
+    #[serde(default)]
+    pub by_other_labels: Vec<LabelSetFixes>,
+}
+
+/// A flip pair's fixed images under another label set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelSetFixes {
+    /// The label set's id (`real`, `subset:…`).
+    pub labels: String,
+    /// Images wrong under `from` and right under `to` by this label set.
+    pub fixed: usize,
+    /// Of those, the ones the original labels do not count as fixed: fixed by the label set alone.
+    pub fixed_only_by_labels: usize,
+}
+
+/// One flipped image as the gallery shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlipImage {
+    /// The store's image id.
+    pub image: String,
+    /// The label's class name.
+    pub label: String,
+    /// The thumbnail's path inside the report folder; `None` when it could not be made.
+    pub thumbnail: Option<String>,
+    pub from: Guess,
+    pub to: Guess,
+}
+
+/// A top-1 guess: the class name (or the unmapped output) and its probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guess {
+    pub class: String,
+    pub probability: f64,
+}
+
+/// A class whose top-1 error changed between two protocols of one model (errors in percent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassChange {
+    pub class: usize,
+    pub class_name: String,
+    /// Scored images of the class (the smaller count of the two protocols).
+    pub images: usize,
+    pub from_err: f64,
+    pub to_err: f64,
+}
+
+impl ClassChange {
+    /// `to − from`, points: negative is an improvement.
+    pub fn delta(&self) -> f64 {
+        self.to_err - self.from_err
+    }
+}
+
+/// Calibration of one (model, protocol) as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProtocolCalibration {
+    pub model: String,
+    pub protocol: String,
+    pub kind: ProtocolKind,
+    /// Mean −ln p(label), nats.
+    pub nll: f64,
+    /// Expected calibration error, a fraction (0..1).
+    pub ece: f64,
+    pub bins: Vec<ReliabilityBin>,
+}
+
+/// One bin of a reliability diagram: top-1 confidence in `(lower, upper]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReliabilityBin {
+    pub lower: f64,
+    pub upper: f64,
+    /// Scored images whose top-1 confidence falls in the bin.
+    pub images: usize,
+    /// Mean top-1 confidence of those images; `None` for an empty bin.
+    pub confidence: Option<f64>,
+    /// Fraction of them whose top-1 guess is right; `None` for an empty bin.
+    pub accuracy: Option<f64>,
 }

@@ -21,6 +21,7 @@ mod curves;
 mod deltas;
 mod ladder;
 mod legend;
+mod reliability;
 mod style;
 #[cfg(test)]
 mod tests;
@@ -30,11 +31,12 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{ChartFiles, ResultRow};
+use super::{ChartFiles, ImageByImage, ProtocolCalibration, ResultRow};
 use compute::{Compute, COMPUTE_TITLE};
 use curves::{CurveProblem, Curves};
 use deltas::{Deltas, DELTAS_TITLE};
 use ladder::{Ladder, LADDER_TITLE};
+use reliability::Reliability;
 pub use style::FONT_FAMILY;
 
 /// Default width of a chart, in pixels (the SVG uses the same user units).
@@ -182,6 +184,38 @@ pub fn claim_deltas(rows: &[ResultRow], dir: &Path, stem: &str) -> Result<ChartF
          the grey band the allowed tolerance. Green markers reproduced the claim, red ones \
          drifted; rows marked \u{201c}not run\u{201d} have a claim but no measurement.",
     ))
+}
+
+/// One reliability diagram per model of an experiment's image-by-image analysis
+/// (`reliability-<experiment>-<model>`), its protocols as lines; models with nothing to draw get none.
+pub fn reliability_diagrams(analysis: &ImageByImage, dir: &Path) -> Result<Vec<ChartFiles>, ChartError> {
+    let mut models: Vec<&str> = Vec::new();
+    for c in &analysis.calibration {
+        if !models.contains(&c.model.as_str()) {
+            models.push(&c.model);
+        }
+    }
+    let mut written = Vec::new();
+    for model in models {
+        let protocols: Vec<&ProtocolCalibration> = analysis.calibration.iter().filter(|c| c.model == model).collect();
+        let title = format!("Reliability: {} / {model}", analysis.experiment);
+        let Some(chart) = Reliability::prepare(&title, &protocols) else { continue };
+        let out = Output::new(dir, &format!("reliability-{}-{}", slug(&analysis.experiment), slug(model)))?;
+        out.render(&chart)?;
+        written.push(out.files(
+            &title,
+            "Top-1 accuracy against top-1 confidence, images in 15 equal-width confidence bins (each \
+             marker one non-empty bin, at its mean confidence), one line per protocol: on the dashed \
+             diagonal a model is as often right as it is confident; below it, over-confident. The \
+             legend gives each protocol's expected calibration error and NLL.",
+        ));
+    }
+    Ok(written)
+}
+
+/// A file-name-safe form of an id.
+fn slug(id: &str) -> String {
+    id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
 }
 
 /// Training curves like the paper's Figures 4/6: error (%) vs epoch; thin dashed = training

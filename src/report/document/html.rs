@@ -130,6 +130,7 @@ pub(super) fn html(report: &AuditReport, svgs: &[String]) -> String {
         s += &html_experiment(view);
     }
     s += "</section>\n";
+    s += &super::image_by_image::html(&report.image_by_image);
 
     s += "\n<footer>\n<h2>How to reproduce</h2>\n<p>Run, from the same working directory:</p>\n";
     s += &format!("<pre><code>{}</code></pre>\n", esc(report.command.trim_end()));

@@ -175,6 +175,7 @@ mod tests {
             label_rows,
             bands: Vec::new(),
             charts: Vec::new(),
+            image_by_image: Vec::new(),
         }
     }
 

@@ -88,6 +88,7 @@ pub(super) fn markdown(report: &AuditReport) -> String {
     for view in &views {
         s += &md_experiment(view);
     }
+    s += &super::image_by_image::markdown(&report.image_by_image, md);
 
     s += "\n---\n\n## How to reproduce\n\nRun, from the same working directory:\n\n";
     s += &md_code_block(&report.command);

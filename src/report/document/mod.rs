@@ -7,12 +7,14 @@
 //! cells), `markdown` and `html` the two formats, `svg` the inliner that puts each chart's SVG into
 //! the page. The HTML page has no external references: its CSS (`report.css`) is inline and every
 //! chart's SVG is read from the report folder and inlined (prolog stripped, made to scale to the
-//! page width). Both files are written with [`crate::fsio::atomic_write`], so a reader never sees a
+//! page width). The exception is `image_by_image`: its thumbnails and reliability diagrams are
+//! files beside the page (hundreds of images), referenced by relative `<img src>`. Both files are written with [`crate::fsio::atomic_write`], so a reader never sees a
 //! half-written report.
 
 mod format;
 mod html;
 mod labels;
+mod image_by_image;
 mod markdown;
 mod svg;
 
@@ -375,6 +377,7 @@ mod tests {
                     svg: "ladder.svg".into(),
                 },
             ],
+            image_by_image: Vec::new(),
         }
     }
 
