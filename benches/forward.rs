@@ -93,5 +93,49 @@ fn main() -> BenchResult<()> {
     );
     lines.iter().for_each(|l| println!("{l}"));
     println!("{agreement}");
+    bf16_versus_f32(budget)?;
+    Ok(())
+}
+
+/// bf16 on this CPU (`--dtype bf16` runs candle's ops; the fast path is f32-only): candle's plain
+/// path in f32 and in bf16 on the same random weights, batch 8 at 224, and how far the bf16
+/// logits move.
+fn bf16_versus_f32(budget: Duration) -> BenchResult<()> {
+    use candle_core::DType;
+    use candle_nn::VarBuilder;
+    use resnet_audit::model::{Backend, BuildOptions, ResNetConfig};
+    let config = ResNetConfig::imagenet(50, 1000);
+    let tensors = common::random_tensors(&config)?;
+    let build = BuildOptions { fold_bn: true, backend: Backend::Candle };
+    let model = |dtype| ResNet::new(&config, VarBuilder::from_tensors(tensors.clone(), dtype, &Device::Cpu), build);
+    let (f32_model, bf16_model) = (model(DType::F32)?, model(DType::BF16)?);
+    let batch = 8;
+    let x = Tensor::randn(0f32, 1.0, (batch, 3, 224, 224), &Device::Cpu)?;
+    let rate = |m: &ResNet, x: &Tensor| -> candle_core::Result<f64> {
+        m.forward(x)?;
+        let start = Instant::now();
+        let mut passes = Vec::new();
+        while start.elapsed() < budget || passes.len() < 3 {
+            let pass = Instant::now();
+            m.forward(x)?;
+            passes.push(pass.elapsed().as_secs_f64());
+        }
+        passes.sort_by(f64::total_cmp);
+        Ok(batch as f64 / passes[passes.len() / 2])
+    };
+    let xb = x.to_dtype(DType::BF16)?;
+    let (f, b) = (rate(&f32_model, &x)?, rate(&bf16_model, &xb)?);
+    let (a, c) = (f32_model.forward(&x)?, bf16_model.forward(&xb)?.to_dtype(DType::F32)?);
+    let diff = (&a - &c)?.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    let scale = a.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
+    let top1 = |t: &Tensor| t.argmax(1).and_then(|t| t.to_vec1::<u32>());
+    let same = top1(&a)?.iter().zip(top1(&c)?).filter(|(p, q)| **p == *q).count();
+    println!("\nbf16 on this CPU, candle's ops (the fast path is f32-only), ResNet-50, batch {batch} at 224, images/s");
+    println!("{:<14} {:>8} {:>8} {:>8}", "", "f32", "bf16", "bf16/f32");
+    println!("{:<14} {f:>8.2} {b:>8.2} {:>7.2}x", "candle", b / f);
+    println!(
+        "bf16 vs f32 logits: max |Δ| / max |logit| = {:.1e}; top-1 agrees on {same} of {batch} (random weights)",
+        diff / scale
+    );
     Ok(())
 }

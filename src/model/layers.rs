@@ -30,9 +30,11 @@ impl Module for BatchNormEval {
     }
 }
 
-/// γ / sqrt(var + eps) and β − mean · γ / sqrt(var + eps), computed in f64.
+/// γ / sqrt(var + eps) and β − mean · γ / sqrt(var + eps), computed in f64 from the stored
+/// values (read as f64, not first rounded to a bf16/f16 compute dtype).
 fn bn_scale_shift(vb: &VarBuilder, channels: usize, eps: f64) -> Result<(Tensor, Tensor)> {
-    let get = |name: &str| vb.get(channels, name)?.to_dtype(DType::F64);
+    let vb = vb.to_dtype(DType::F64);
+    let get = |name: &str| vb.get(channels, name);
     let (gamma, beta) = (get("weight")?, get("bias")?);
     let (mean, var) = (get("running_mean")?, get("running_var")?);
     let scale = gamma.div(&(var + eps)?.sqrt()?)?;
@@ -91,22 +93,22 @@ impl ConvBn {
         // He (fan-out) initialisation when the builder creates variables (training from scratch).
         let fan_out = (spec.out_channels * spec.kernel * spec.kernel) as f64;
         let he = candle_nn::Init::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() };
-        let weight = conv_vb.get_with_hints(shape, "weight", he)?;
         let config = Conv2dConfig { padding: spec.padding, stride: spec.stride, ..Default::default() };
         if let NormMode::Train { momentum } = mode {
+            let weight = conv_vb.get_with_hints(shape, "weight", he)?;
             let bn_config = candle_nn::BatchNormConfig { eps: bn_eps, remove_mean: true, affine: true, momentum };
             let bn = candle_nn::batch_norm(spec.out_channels, bn_config, bn_vb)?;
             return Ok(Self { conv: Conv2d::new(weight, None, config), bn: Norm::Train(bn) });
         }
         if mode == NormMode::Folded {
             let (scale, shift) = bn_scale_shift(&bn_vb, spec.out_channels, bn_eps)?;
-            let dtype = weight.dtype();
-            let folded = weight
-                .to_dtype(DType::F64)?
-                .broadcast_mul(&scale.reshape((spec.out_channels, 1, 1, 1))?)?
-                .to_dtype(dtype)?;
+            // The fold is f64 from the stored weights; only its result is rounded to the dtype.
+            let dtype = conv_vb.dtype();
+            let weight = conv_vb.to_dtype(DType::F64).get_with_hints(shape, "weight", he)?;
+            let folded = weight.broadcast_mul(&scale.reshape((spec.out_channels, 1, 1, 1))?)?.to_dtype(dtype)?;
             Ok(Self { conv: Conv2d::new(folded, Some(shift.to_dtype(dtype)?), config), bn: Norm::Folded })
         } else {
+            let weight = conv_vb.get_with_hints(shape, "weight", he)?;
             let bn = BatchNormEval::new(bn_vb, spec.out_channels, bn_eps)?;
             Ok(Self { conv: Conv2d::new(weight, None, config), bn: Norm::Eval(bn) })
         }

@@ -290,6 +290,9 @@ pub struct AuditReport {
     pub software: String,
     /// The command line that produced the report.
     pub command: String,
+    /// Where and how models computed (`cpu, f32, backend fast`).
+    #[serde(default)]
+    pub runtime: String,
     pub experiments: Vec<ExperimentInfo>,
     pub rows: Vec<ResultRow>,
     /// One band per swept (experiment, model, protocol), computed by the audit from `rows`.
