@@ -15,12 +15,13 @@ use resnet_audit::eval::{self, EvalOptions, EvalReport, RunMode};
 use resnet_audit::experiment::LoadedExperiment;
 use resnet_audit::model::Backend;
 
-/// The fixture images (three classes) under the narrow fixture ResNet-50, center crop and 10 crops.
+/// The fixture images (in three of 20 classes) under the narrow fixture ResNet-50, center crop and 10 crops.
 fn experiment(dir: &Path) -> PathBuf {
-    let classes = ["a", "b", "c"];
+    // The fixture model has 20 outputs: 20 classes, the images in the first three.
+    let classes: Vec<String> = (0..20).map(|c| format!("class{c:02}")).collect();
     std::fs::write(dir.join("classes.txt"), classes.join("\n")).unwrap();
     for (i, name) in IMAGES.iter().enumerate() {
-        let folder = dir.join("images").join(classes[i % 3]);
+        let folder = dir.join("images").join(&classes[i % 3]);
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::copy(fixture(&format!("images/{name}")), folder.join(name)).unwrap();
     }

@@ -125,11 +125,33 @@ impl ConvBn {
 
     /// `train`: batch statistics (and a running-statistics update) for trainable norms.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
+        let y = if x.dtype() == DType::BF16 && x.device().is_cpu() {
+            self.widened_conv(x)?
+        } else {
+            self.conv.forward(x)?
+        };
         match &self.bn {
             Norm::Folded => Ok(y),
             Norm::Eval(bn) => bn.forward(&y),
             Norm::Train(bn) => candle_nn::ModuleT::forward_t(bn, &y, train),
+        }
+    }
+}
+
+impl ConvBn {
+    /// The convolution of a bf16 model on the CPU, where candle has no bf16 convolution: inputs
+    /// and weights (already bf16 values) widened to f32, multiplied and accumulated in f32, the
+    /// result narrowed to bf16, then the bias added in bf16 — what a bf16 GEMM with f32
+    /// accumulation (a GPU's, or PyTorch's autocast) computes, up to summation order.
+    fn widened_conv(&self, x: &Tensor) -> Result<Tensor> {
+        let config = self.conv.config();
+        let weight = self.conv.weight().to_dtype(DType::F32)?;
+        let y =
+            x.to_dtype(DType::F32)?.conv2d(&weight, config.padding, config.stride, config.dilation, config.groups)?;
+        let y = y.to_dtype(x.dtype())?;
+        match self.conv.bias() {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?),
+            None => Ok(y),
         }
     }
 }
