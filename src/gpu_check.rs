@@ -339,7 +339,8 @@ fn training(options: &CheckOptions, device: &Device, scratch: &Path) -> Result<T
         crate::yaml::read(&path).map_err(|error| GpuCheckError::Recipe { path: path.clone(), error })?;
     let per_class = if options.quick { 4 } else { 32 };
     let spec = DemoSpec { train_per_class: per_class, test_per_class: 2, ..DemoSpec::default() };
-    recipe.data = crate::train::recipe::TrainData::Demo { dir: scratch.join("demo-train"), spec };
+    // Relative to `scratch`, the base the recipe is trained from.
+    recipe.data = crate::train::recipe::TrainData::Demo { dir: "demo-train".into(), spec };
     recipe.epochs = if options.quick { 1 } else { 2 };
     let steps_per_epoch = (per_class * crate::demo::CLASSES.len()).div_ceil(recipe.batch_size);
     let train = |device: &Device, name: &str| -> Result<Vec<f64>, GpuCheckError> {
