@@ -507,3 +507,51 @@ pub fn markdown(report: &CheckReport) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_counts_arg_max_agreement_per_position() {
+        // [N=1, K=3, H=1, W=2]: positions (0,0) and (0,1); the classes sit on dim 1.
+        let expected = Tensor::new(&[[[[1f32, 0.]], [[0., 2.]], [[0.5, 0.]]]], &Device::Cpu).unwrap();
+        let actual = Tensor::new(&[[[[1f32, 0.]], [[0., 1.]], [[0.5, 3.]]]], &Device::Cpu).unwrap();
+        let (error, agree, rows) = compare(&actual, &expected).unwrap();
+        assert_eq!((agree, rows), (1, 2), "class 0 at the first position, 1 vs 2 at the second");
+        assert!((error - 1.5).abs() < 1e-6, "max |Δ| 3 over max |ref| 2: {error}");
+    }
+
+    #[test]
+    fn a_failed_judged_check_fails_the_report() {
+        let training = TrainingComparison {
+            steps_per_epoch: 1,
+            cpu_losses: vec![1.0],
+            device_losses: vec![1.0],
+            max_relative_difference: 0.0,
+            passed: true,
+        };
+        let parity = |passed| ParityCase {
+            model: "m".into(),
+            output: "o".into(),
+            dtype: Precision::F32,
+            relative_error: 0.0,
+            top1_agree: 1,
+            rows: 1,
+            passed,
+        };
+        let report = |passed| CheckReport {
+            device: "cpu".into(),
+            quick: true,
+            parity: vec![parity(None), parity(passed)],
+            demo: Vec::new(),
+            training: training.clone(),
+            forward: Vec::new(),
+            protocols: Vec::new(),
+            seconds: 0.0,
+        };
+        assert!(report(Some(true)).passed());
+        assert!(!report(Some(false)).passed());
+        assert!(markdown(&report(Some(false))).contains("FAIL"));
+    }
+}

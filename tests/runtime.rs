@@ -203,3 +203,36 @@ fn bad_runtime_values_are_usage_errors() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--tf32 applies to f32 on a CUDA device only"));
     assert_eq!(Runtime::cpu(Backend::Candle).backend, Backend::Candle);
 }
+
+#[test]
+fn the_report_and_the_slurm_scripts_carry_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = experiment(dir.path());
+    let runtime = Runtime { dtype: Precision::F16, prefetch: Some(2), ..Runtime::default() };
+    let mut options =
+        common::audit_options(vec![experiment.clone()], &dir.path().join("report"), &dir.path().join("store"), "t");
+    options.runtime = runtime;
+    let report = resnet_audit::audit::run(&options).unwrap();
+    assert_eq!(report.runtime, "cpu, f16, backend fast");
+    let markdown = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();
+    assert!(markdown.contains("Runtime: cpu, f16, backend fast."), "{markdown}");
+    let slurm = resnet_audit::slurm::SlurmOptions {
+        experiment,
+        shards: 2,
+        out: dir.path().join("report"),
+        store: dir.path().join("store"),
+        scripts: dir.path().join("slurm"),
+        limit: None,
+        runtime: Runtime { device: DeviceSpec::cuda(0), ..runtime },
+        partition: None,
+        time: None,
+        cpus_per_task: None,
+        gpus_per_task: Some(1),
+        account: None,
+        extra: Vec::new(),
+        program: "/bin/resnet-audit".into(),
+    };
+    let scripts = slurm.write().unwrap();
+    let text = std::fs::read_to_string(&scripts.shards).unwrap();
+    assert!(text.contains("--device cuda:0 --backend fast --dtype f16 --prefetch 2"), "{text}");
+}
