@@ -206,9 +206,13 @@ impl Runtime {
             && self.dtype == Precision::F32
     }
 
-    /// Why a requested fast path does not apply (a note for the report), if it does not.
+    /// Why the requested fast path does not apply on the CPU (a note for the report), if it does
+    /// not. A GPU always runs candle's ops, as documented; that needs no note.
     pub fn fallback_note(&self) -> Option<String> {
-        if self.backend != crate::model::Backend::Fast || self.fast_path_applies() {
+        if self.backend != crate::model::Backend::Fast
+            || self.device.kind != DeviceKind::Cpu
+            || self.fast_path_applies()
+        {
             return None;
         }
         Some(format!(

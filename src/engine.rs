@@ -418,7 +418,8 @@ fn forward(scorer: &Scorer, groups: Vec<&ViewGroup>, first: &str) -> Result<Vec<
         let logits = match head {
             Head::Standard => scorer.model.forward(&x)?,
             // The class-score map averaged over its positions (VGG's "spatially averaged").
-            Head::Dense(window) => scorer.model.forward_dense(&x, window)?.mean((2, 3))?,
+            // Averaged in f32 whatever the model's dtype (a statistic, not the model's arithmetic).
+            Head::Dense(window) => scorer.model.forward_dense(&x, window)?.to_dtype(DType::F32)?.mean((2, 3))?,
         };
         // Softmax, combination and scores are f32 whatever the model computed in.
         logits.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec2::<f32>()

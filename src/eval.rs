@@ -351,7 +351,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     let protocol_ids = select(all_protocols.clone(), &options.protocols, "protocol")?;
     let device = options.runtime.open()?;
     let store = ResultStore::new(&options.store_dir);
-    let settings = loaded.settings();
+    let settings = engine::Settings { prefetch: options.runtime.prefetch, ..loaded.settings() };
     // With `sweeps`, each selected protocol's other settings, run after every written protocol.
     let mut variants: Vec<SweepVariant> = Vec::new();
     if options.sweeps {

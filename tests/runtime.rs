@@ -131,6 +131,19 @@ fn prefetch_depth_changes_no_stored_byte() {
             store
         })
         .collect();
+    // The depth reaches the engine: 0 is refused there (the CLI refuses it earlier).
+    let loaded = LoadedExperiment::read(&experiment).unwrap();
+    let zero = EvalOptions {
+        models: Vec::new(),
+        protocols: Vec::new(),
+        limit: None,
+        runtime: Runtime { prefetch: Some(0), ..Runtime::default() },
+        store_dir: dir.path().join("store-0"),
+        sweeps: false,
+        mode: RunMode::Complete,
+    };
+    let error = eval::run(&loaded, &zero).unwrap_err().to_string();
+    assert!(error.contains("prefetch must be at least 1"), "{error}");
     let (one, four) = (files(&stores[0]), files(&stores[1]));
     assert_eq!(one.keys().collect::<Vec<_>>(), four.keys().collect::<Vec<_>>());
     assert!(one.keys().any(|p| p.extension().is_some_and(|e| e == "parquet")));

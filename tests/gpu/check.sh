@@ -21,12 +21,23 @@ out="${OUT:-target/gpu-check}"
 mkdir -p "$out"
 [ -x "$bin" ] || { echo "no executable at $bin (make build, or make gpu-check-build for CUDA)" >&2; exit 2; }
 [ -f fixtures/parity/inputs.safetensors ] || { echo "run from the repository root" >&2; exit 2; }
+# A CUDA 13 runtime (cudart, cublas, cublasLt, curand) where none is on the library path: the
+# one an installed PyTorch carries (its nvidia/*/lib folders), found without running Python.
+if [ "$device" != cpu ] && ! ldconfig -p 2>/dev/null | grep -q 'libcublas.so.13'; then
+  for lib in $(find /usr /opt /root -maxdepth 8 -path '*nvidia*' -name 'libcublas.so.13' 2>/dev/null | head -1); do
+    dir=$(dirname "$lib")
+    extra=$(find "$dir/../.." -maxdepth 3 -type d -name lib 2>/dev/null | tr '\n' ':')
+    export LD_LIBRARY_PATH="$dir:$extra${LD_LIBRARY_PATH:-}"
+    echo "gpu-check: CUDA libraries from $dir"
+  done
+fi
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$out/nvidia-smi.csv" || true
 fi
 echo "gpu-check: $bin on $device, results in $out"
 start=$(date +%s)
 status=0
-"$bin" -q gpu-check --device "$device" --out "$out" "${quick[@]}" || status=$?
+# Bounded, so one run fits a 10-minute slot (exit 124 when cut).
+timeout "${GPU_CHECK_SECONDS:-480}" "$bin" -q gpu-check --device "$device" --out "$out" "${quick[@]}" || status=$?
 echo "gpu-check: $(( $(date +%s) - start )) s, exit status $status"
 exit "$status"
