@@ -306,8 +306,8 @@ pub struct RuntimeArgs {
     /// run candle's (the store key records which ran).
     #[arg(long, value_enum, default_value_t = BackendArg::Fast)]
     pub backend: BackendArg,
-    /// Allow TF32 in f32 matrix products on a GPU (faster, ~1e-3 relative on logits; stored
-    /// apart). Off by default: an audit is about exact numbers
+    /// Allow TF32 in f32 matrix products on a GPU (faster; products rounded to 10 mantissa bits;
+    /// stored apart). Off by default: an audit is about exact numbers
     #[arg(long)]
     pub tf32: bool,
     /// Prepared chunks of views queued ahead of the model [default: as many as fit 1 GiB, 1-8]

@@ -142,7 +142,7 @@ pub struct Runtime {
     /// only; elsewhere the model runs on candle's ops, and the store key says so.
     pub backend: crate::model::Backend,
     /// Allow TF32 (10-bit mantissa) in f32 matrix products on GPUs. Off by default: an audit
-    /// compares error rates to hundredths of a percent, and TF32 moves logits by ~1e-3 relative.
+    /// compares error rates to hundredths of a percent, and TF32 rounds products to 10 mantissa bits.
     pub tf32: bool,
     /// Prepared chunks queued ahead of the model (`--prefetch`); `None` sizes the queue by the
     /// protocol's views (`engine::Settings::prefetch_depth`). Changes speed and memory, never numbers.
