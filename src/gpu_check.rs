@@ -409,7 +409,7 @@ fn protocol_rates(options: &CheckOptions, device: &Device, scratch: &Path) -> Re
         .filter(|p| p.extension().is_some_and(|e| e == "JPEG"))
         .collect();
     paths.sort();
-    let copies = if options.quick { 1 } else { 64 };
+    let copies = if options.quick { 1 } else { 256 };
     let samples: Vec<Sample> = (0..copies)
         .flat_map(|c| paths.iter().map(move |p| Sample::file(format!("{c}/{}", p.display()), p.clone(), 0)))
         .collect();

@@ -101,10 +101,11 @@ impl ConvBn {
             return Ok(Self { conv: Conv2d::new(weight, None, config), bn: Norm::Train(bn) });
         }
         if mode == NormMode::Folded {
-            let (scale, shift) = bn_scale_shift(&bn_vb, spec.out_channels, bn_eps)?;
             // The fold is f64 from the stored weights; only its result is rounded to the dtype.
+            // (The weight is asked for first, as in the other modes: errors list tensors in order.)
             let dtype = conv_vb.dtype();
             let weight = conv_vb.to_dtype(DType::F64).get_with_hints(shape, "weight", he)?;
+            let (scale, shift) = bn_scale_shift(&bn_vb, spec.out_channels, bn_eps)?;
             let folded = weight.broadcast_mul(&scale.reshape((spec.out_channels, 1, 1, 1))?)?.to_dtype(dtype)?;
             Ok(Self { conv: Conv2d::new(folded, Some(shift.to_dtype(dtype)?), config), bn: Norm::Folded })
         } else {
