@@ -6,7 +6,8 @@ BIN    := target/release/resnet-audit
 PYTHON ?= python3
 VENV   := .venv
 
-.PHONY: all build test fuzz audit demo-models bench bench-reference fixtures cuda-check slurm-test report-check
+.PHONY: all build test fuzz audit demo-models bench bench-reference fixtures cuda-check slurm-test report-check \
+	gpu-check-build gpu-check-cpu
 
 all: build
 
@@ -95,10 +96,30 @@ $(VENV)/.installed: fixtures/requirements.txt
 	$(VENV)/bin/pip install -q -r fixtures/requirements.txt
 	touch $@
 
-# Compile-check the CUDA backend (no GPU needed) with the toolchain from tools/ (a copy of the workplace script).
+# Compile-check the CUDA backend, plain and with cuDNN (no GPU needed), with the toolchain from
+# tools/ (a copy of the workplace script; cuDNN's headers and library from its PyPI wheel).
 CUDA_TOOLCHAIN ?= /tmp/cuda-toolchain
+CUDA_ENV := . $(CUDA_TOOLCHAIN)/env.sh
 # Its own target dir keeps the CPU build's artifacts intact.
-cuda-check:
+cuda-check: $(CUDA_TOOLCHAIN)/env.sh
+	$(CUDA_ENV) && CARGO_TARGET_DIR=target/cuda $(CARGO) build --release --locked --features cuda
+	$(CUDA_ENV) && CARGO_TARGET_DIR=target/cuda $(CARGO) build --release --locked --features cudnn
+
+$(CUDA_TOOLCHAIN)/env.sh:
 	$(CARGO) fetch --locked
-	test -f $(CUDA_TOOLCHAIN)/env.sh || tools/cuda-toolchain.sh $(CUDA_TOOLCHAIN)
-	. $(CUDA_TOOLCHAIN)/env.sh && CARGO_TARGET_DIR=target/cuda $(CARGO) build --release --locked --features cuda
+	tools/cuda-toolchain.sh $(CUDA_TOOLCHAIN)
+
+# The binary carried to a GPU machine for tests/gpu/check.sh: CUDA (without cuDNN: one library
+# fewer to find there), stripped; it must stay under 60 MiB (the carry limit is 64).
+GPU_BIN := target/gpu/resnet-audit
+gpu-check-build: $(CUDA_TOOLCHAIN)/env.sh
+	$(CUDA_ENV) && CARGO_TARGET_DIR=target/cuda $(CARGO) build --release --locked --features cuda --bin resnet-audit
+	mkdir -p target/gpu
+	strip -o $(GPU_BIN) target/cuda/release/resnet-audit
+	@size=$$(stat -c %s $(GPU_BIN)); echo "$(GPU_BIN): $$((size / 1048576)) MiB ($$size bytes)"; \
+	  test $$size -lt $$((60 * 1048576)) || { echo "over 60 MiB: too large to carry"; exit 1; }
+
+# The GPU self-check's script and checks on this CPU (quick; a few minutes): parity, the demo on
+# candle's ops vs the fast path, training steps, throughput; results in target/gpu-check-cpu/.
+gpu-check-cpu: build
+	OUT=target/gpu-check-cpu tests/gpu/check.sh --device cpu --bin $(BIN)

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use resnet_audit::device::DeviceKind;
+use resnet_audit::device::{DeviceSpec, Precision, Runtime};
 use resnet_audit::eval::RunMode;
 use resnet_audit::model::Backend;
 use resnet_audit::shard::Shard;
@@ -68,9 +68,10 @@ pub enum Command {
         /// <out>/summary.csv
         #[arg(long)]
         out: PathBuf,
-        /// Where the model, batches and labels live (data loading and augmentation stay on the CPU)
-        #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-        device: DeviceArg,
+        /// Where the model, batches and labels live: cpu, cuda or cuda:N (data loading and
+        /// augmentation stay on the CPU; training computes in f32)
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
     },
     /// Run every experiment (or resume it from the store) and write the report: measured vs
     /// claimed numbers, charts, Markdown and HTML. Experiments whose data or weights are absent
@@ -93,22 +94,16 @@ pub enum Command {
     /// Evaluate an experiment's models under its protocols: prints top-1/top-5 error per
     /// (model, protocol) and stores every image's scores (resuming an interrupted run).
     Eval {
-        /// The experiment YAML (relative paths inside it start from its own folder)
-        experiment: PathBuf,
+        #[command(flatten)]
+        run: ExperimentArgs,
         /// Only this model id (repeatable)
         #[arg(long = "model", value_name = "ID")]
         models: Vec<String>,
         /// Only this protocol id (repeatable)
         #[arg(long = "protocol", value_name = "ID")]
         protocols: Vec<String>,
-        /// At most N images, evenly spaced over the dataset (a quick run; stored separately)
-        #[arg(long, value_name = "N", value_parser = positive)]
-        limit: Option<usize>,
         #[command(flatten)]
-        runtime: RuntimeArgs,
-        /// Where per-image results are stored
-        #[arg(long, default_value = "reports/store")]
-        store: PathBuf,
+        store: StoreArgs,
         /// Also run every other setting of the protocols' `sweep:` (as `<id>.sweep<k>`, as the audit does)
         #[arg(long)]
         sweeps: bool,
@@ -121,30 +116,21 @@ pub enum Command {
     /// Per (model, protocol[, sweep setting]) of an experiment (as `audit` runs it), how many
     /// chunks are stored: the progress of a run or of its shards.
     Status {
-        /// The experiment YAML
-        experiment: PathBuf,
-        /// As given to the run (a quick run is stored separately)
-        #[arg(long, value_name = "N", value_parser = positive)]
-        limit: Option<usize>,
         #[command(flatten)]
-        runtime: RuntimeArgs,
-        /// Where per-image results are stored
-        #[arg(long, default_value = "reports/store")]
-        store: PathBuf,
+        run: ExperimentArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// The cost of an experiment before it runs: per (model, protocol[, sweep setting]) forward
     /// passes and multiply-adds per image, images, and estimated hours on this machine (from a
     /// short calibration pass) or at a given speed; then the total.
     Plan {
-        /// The experiment YAML
-        experiment: PathBuf,
+        #[command(flatten)]
+        run: ExperimentArgs,
         /// ResNet-50-equivalent images per second of the machine that will run it (e.g. a GPU's),
         /// instead of calibrating on this one
         #[arg(long, value_name = "RATE")]
         images_per_second: Option<f64>,
-        /// As given to the run
-        #[arg(long, value_name = "N", value_parser = positive)]
-        limit: Option<usize>,
     },
     /// Write (and with --submit, submit) a Slurm job for an experiment: an array of N shards
     /// (`audit --shard $SLURM_ARRAY_TASK_ID/N`) and a merge job that runs after all of them
@@ -154,12 +140,29 @@ pub enum Command {
     /// (wrong, then right) and broken (right, then wrong), with the label and both guesses.
     /// Reads the store (computing what is missing, as `eval` does).
     Flips(FlipsArgs),
+    /// The GPU self-check (`tests/gpu/check.sh`): parity, the demo against the CPU, training
+    /// steps, throughput; JSON and Markdown under --out. Exit status 1 when a check fails.
+    #[command(hide = true)]
+    GpuCheck {
+        /// The device under test (every dtype is checked on it)
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+        /// Smaller batches, sets and passes (always on the CPU)
+        #[arg(long)]
+        quick: bool,
+        /// Where gpu-check.json and gpu-check.md go
+        #[arg(long)]
+        out: PathBuf,
+        /// The repository root (its fixtures/ and experiments/)
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
 }
 
 #[derive(Args)]
 pub struct FlipsArgs {
-    /// The experiment YAML
-    pub experiment: PathBuf,
+    #[command(flatten)]
+    pub run: ExperimentArgs,
     /// The model id (`ensemble` for ensemble protocols)
     #[arg(long, value_name = "ID")]
     pub model: String,
@@ -169,11 +172,26 @@ pub struct FlipsArgs {
     /// The protocol compared to
     #[arg(long, value_name = "ID")]
     pub to: String,
-    /// As given to the run (a quick run is stored separately)
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// One experiment as `eval`, `status` and `plan` read it: the file, the image limit (a quick
+/// run is stored separately, so `status` and `plan` take the run's), the runtime (in the keys).
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// The experiment YAML (relative paths inside it start from its own folder)
+    pub experiment: PathBuf,
+    /// At most N images, evenly spaced over the dataset (a quick run; stored separately)
     #[arg(long, value_name = "N", value_parser = positive)]
     pub limit: Option<usize>,
     #[command(flatten)]
     pub runtime: RuntimeArgs,
+}
+
+/// The result store of `eval` and `status`.
+#[derive(Args)]
+pub struct StoreArgs {
     /// Where per-image results are stored
     #[arg(long, default_value = "reports/store")]
     pub store: PathBuf,
@@ -293,29 +311,39 @@ pub enum Convert {
     },
 }
 
-/// Where and how models run: one flag group shared by `eval` and `audit`.
+/// Where and how models run: one flag group shared by `eval`, `status`, `plan`, `audit` and
+/// `slurm`, mapped onto one [`Runtime`] (`main` builds it once).
 #[derive(Args, Clone, Copy)]
 pub struct RuntimeArgs {
-    /// The compute device: `cpu`, or `cuda` (a build with `--features cuda` and an NVIDIA GPU)
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
-    /// `fast`: this crate's CPU convolutions (NHWC, batch norm folded, f32); `candle`: candle's
-    /// own operations, slower, for comparison and debugging. A GPU always runs candle's.
+    /// The compute device: `cpu`, or `cuda`/`cuda:N` (GPU N; a build with `--features cuda`)
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// The precision of weights and activations: f32, bf16 or f16 (stored apart). Batch-norm
+    /// folding stays f64, softmax and statistics f32/f64; bf16/f16 run on candle's ops.
+    #[arg(long, default_value = "f32")]
+    pub dtype: Precision,
+    /// `fast`: this crate's CPU convolutions (NHWC, batch norm folded, f32 only); `candle`:
+    /// candle's own operations, slower, for comparison and debugging. A GPU, bf16 and f16 always
+    /// run candle's (the store key records which ran).
     #[arg(long, value_enum, default_value_t = BackendArg::Fast)]
     pub backend: BackendArg,
+    /// Allow TF32 in f32 matrix products on a GPU (faster; products rounded to 10 mantissa bits;
+    /// stored apart). Off by default: an audit is about exact numbers
+    #[arg(long)]
+    pub tf32: bool,
+    /// Prepared chunks of views queued ahead of the model [default: as many as fit 1 GiB, 1-8]
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub prefetch: Option<usize>,
 }
 
-#[derive(ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
-pub enum DeviceArg {
-    Cpu,
-    Cuda,
-}
-
-impl From<DeviceArg> for DeviceKind {
-    fn from(arg: DeviceArg) -> Self {
-        match arg {
-            DeviceArg::Cpu => DeviceKind::Cpu,
-            DeviceArg::Cuda => DeviceKind::Cuda,
+impl RuntimeArgs {
+    pub fn runtime(self) -> Runtime {
+        Runtime {
+            device: self.device,
+            dtype: self.dtype,
+            backend: self.backend.into(),
+            tf32: self.tf32,
+            prefetch: self.prefetch,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,29 @@ pub struct Settings {
     /// Set from the experiment's top-level `max_pixels`: the largest image, decoded or resized.
     #[serde(skip, default = "default_max_pixels")]
     pub max_pixels: u64,
+    /// Prepared chunks queued ahead of the model (the runtime's `--prefetch`); `None`: as many
+    /// as fit [`PREFETCH_BYTES`], at least one (see [`Settings::prefetch_depth`]).
+    #[serde(skip)]
+    pub prefetch: Option<usize>,
+}
+
+/// The memory the default prefetch queue may hold in prepared views (f32 pixels).
+pub const PREFETCH_BYTES: usize = 1 << 30;
+/// The default queue's longest: beyond this a steady producer gains nothing.
+pub const MAX_DEFAULT_PREFETCH: usize = 8;
+
+impl Settings {
+    /// Chunks of prepared views queued ahead of the model: `prefetch` when set, otherwise as many
+    /// chunks of this protocol's views as fit [`PREFETCH_BYTES`] (1 to [`MAX_DEFAULT_PREFETCH`]).
+    /// A fast device then finds the next batches ready while decoding keeps every core busy.
+    pub fn prefetch_depth(&self, protocol: &ProtocolSpec) -> usize {
+        if let Some(depth) = self.prefetch {
+            return depth;
+        }
+        let per_image: usize = crate::plan::views(protocol).iter().map(|&(h, w, n)| h * w * n * 3 * 4).sum();
+        let per_chunk = (per_image * self.chunk_size).max(1);
+        (PREFETCH_BYTES / per_chunk).clamp(1, MAX_DEFAULT_PREFETCH)
+    }
 }
 
 fn default_max_pixels() -> u64 {
@@ -70,6 +93,7 @@ impl Default for Settings {
             chunk_size: default_chunk(),
             on_bad_image: OnBadImage::Fail,
             max_pixels: DEFAULT_MAX_PIXELS,
+            prefetch: None,
         }
     }
 }
@@ -184,7 +208,10 @@ pub fn evaluate_shard(
 }
 
 fn check_settings(settings: &Settings) -> Result<(), EngineError> {
-    for (field, value) in [("batch_size", settings.batch_size), ("chunk_size", settings.chunk_size)] {
+    let prefetch = settings.prefetch.unwrap_or(1);
+    for (field, value) in
+        [("batch_size", settings.batch_size), ("chunk_size", settings.chunk_size), ("prefetch", prefetch)]
+    {
         if value == 0 {
             return Err(EngineError::ZeroSetting { field });
         }
@@ -255,9 +282,11 @@ fn compute_chunks(
 ) -> Result<(), EngineError> {
     let mut progress = Progress::new(label, total, already);
     std::thread::scope(|scope| -> Result<(), EngineError> {
-        // One prepared chunk waits while the model runs on the current one: decoding overlaps
-        // the forward passes, and memory stays at about two chunks.
-        let (sender, receiver) = sync_channel::<(usize, Vec<Prepared>)>(1);
+        // Up to `depth` prepared chunks wait while the model runs on the current one: decoding
+        // (on every core) overlaps the forward passes, and memory stays at about depth + 2 chunks.
+        // The queue only reorders work in time: every chunk's views and batches are the same.
+        let depth = settings.prefetch_depth(task.protocol);
+        let (sender, receiver) = sync_channel::<(usize, Vec<Prepared>)>(depth);
         scope.spawn(move || {
             for index in todo {
                 let prepared = chunks[index]
@@ -383,13 +412,17 @@ fn forward(scorer: &Scorer, groups: Vec<&ViewGroup>, first: &str) -> Result<Vec<
     let count: usize = groups.iter().map(|g| g.count).sum();
     let run = || -> candle_core::Result<Vec<Vec<f32>>> {
         let pixels: Vec<f32> = groups.iter().flat_map(|g| g.pixels.iter().copied()).collect();
-        let x = Tensor::from_vec(pixels, (count, 3, height as usize, width as usize), scorer.device)?;
+        // Views are prepared in f32; the model computes in its own dtype (cast on the device).
+        let x = Tensor::from_vec(pixels, (count, 3, height as usize, width as usize), scorer.device)?
+            .to_dtype(scorer.model.dtype())?;
         let logits = match head {
             Head::Standard => scorer.model.forward(&x)?,
             // The class-score map averaged over its positions (VGG's "spatially averaged").
-            Head::Dense(window) => scorer.model.forward_dense(&x, window)?.mean((2, 3))?,
+            // Averaged in f32 whatever the model's dtype (a statistic, not the model's arithmetic).
+            Head::Dense(window) => scorer.model.forward_dense(&x, window)?.to_dtype(DType::F32)?.mean((2, 3))?,
         };
-        logits.to_device(&Device::Cpu)?.to_vec2::<f32>()
+        // Softmax, combination and scores are f32 whatever the model computed in.
+        logits.to_dtype(DType::F32)?.to_device(&Device::Cpu)?.to_vec2::<f32>()
     };
     run().map_err(|error| EngineError::Forward {
         width,

@@ -9,7 +9,7 @@ use candle_core::{DType, Device};
 use serde_json::json;
 
 use crate::dataset::{resolve_path, Dataset, DatasetError, Sample};
-use crate::device::{DeviceError, DeviceKind};
+use crate::device::{DeviceError, DeviceKind, Runtime};
 use crate::engine::{self, EngineError, Scorer, ShardProgress, Task};
 use crate::experiment::{LoadedExperiment, ModelEntry, UnknownInput};
 use crate::inspect::{inspect, InspectError, StrideEvidence};
@@ -78,9 +78,8 @@ pub struct EvalOptions {
     pub protocols: Vec<String>,
     /// At most this many images, evenly spaced over the sorted list (quick runs).
     pub limit: Option<usize>,
-    pub device: DeviceKind,
-    /// The inference implementation (the fast CPU path by default).
-    pub backend: Backend,
+    /// Device, dtype, backend: in every store key this run writes.
+    pub runtime: Runtime,
     pub store_dir: PathBuf,
     /// Also every other setting of the selected protocols' sweeps, as protocols `<id>.sweep<k>`.
     pub sweeps: bool,
@@ -240,16 +239,6 @@ pub fn models_built_on_this_thread() -> usize {
     MODELS_BUILT.with(Cell::get)
 }
 
-/// The path a model built with `backend` on `device` takes: the fast path needs f32 on the CPU
-/// with BN folded (the build default), as `ResNet::new` decides. Used for a model not built.
-fn backend_on(backend: Backend, device: &Device) -> Backend {
-    if backend == Backend::Fast && device.is_cpu() && COMPUTE_DTYPE == DType::F32 {
-        Backend::Fast
-    } else {
-        Backend::Candle
-    }
-}
-
 /// Reads the weights (local or the Hugging Face cache), settles the architecture, builds the
 /// model on `device` (unless `build` is false: a run that only reads stored results needs the
 /// weights' hash and shapes for its keys, never the model), and maps its outputs onto the
@@ -260,7 +249,7 @@ pub fn load_model(
     store_dir: &Path,
     dataset: &Dataset,
     device: &Device,
-    backend: Backend,
+    runtime: &Runtime,
     build: bool,
 ) -> Result<LoadedModel, EvalError> {
     let weights = |error| EvalError::Weights { model: entry.id.clone(), error };
@@ -296,16 +285,18 @@ pub fn load_model(
     }
     let model = if build {
         MODELS_BUILT.with(|built| built.set(built.get() + 1));
-        let build = BuildOptions { backend, ..BuildOptions::default() };
-        let options = LoadOptions { device: device.clone(), build, ..LoadOptions::default() };
+        let build = BuildOptions { backend: runtime.backend, ..BuildOptions::default() };
+        let options = LoadOptions { dtype: runtime.dtype.dtype(), device: device.clone(), build };
         Some(load_resnet(&file, &config, &options).map_err(weights)?)
     } else {
         None
     };
+    // The model decides where it computes; with no model, the same rule the model would apply.
     let backend = match &model {
         Some(model) if model.uses_fast_path() => Backend::Fast,
         Some(_) => Backend::Candle,
-        None => backend_on(backend, device),
+        None if runtime.fast_path_applies() => Backend::Fast,
+        None => Backend::Candle,
     };
     let mut input = entry.input.spec().map_err(|error| EvalError::Input { model: entry.id.clone(), error })?;
     if let MeanSpec::Image { image, .. } = &mut input.mean {
@@ -363,7 +354,7 @@ fn describe(
     protocol: &ProtocolSpec,
     dataset: &Dataset,
     samples: &[Sample],
-    device: DeviceKind,
+    runtime: &Runtime,
 ) -> serde_json::Value {
     let ids = image_list_sha256(samples.iter().map(|s| (s.id.as_str(), s.label)));
     let mut description = json!({
@@ -379,11 +370,14 @@ fn describe(
         "images": samples.len(),
         "image_list_sha256": ids,
     });
-    record_placement(&mut description, device, COMPUTE_DTYPE);
+    record_placement(&mut description, runtime.device.kind, runtime.dtype.dtype());
+    if runtime.tf32 {
+        description["tf32"] = json!(true);
+    }
     description
 }
 
-/// The precision every model computes in today (weights and activations).
+/// The default precision (weights and activations), left out of store keys.
 pub const COMPUTE_DTYPE: DType = DType::F32;
 
 /// Adds where and in what precision the numbers were computed to a key's description, so that
@@ -423,9 +417,9 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     let all_protocols: Vec<&str> = experiment.protocol_entries().map(|p| p.id.as_str()).collect();
     let model_ids = select(all_models.clone(), &options.models, "model")?;
     let protocol_ids = select(all_protocols.clone(), &options.protocols, "protocol")?;
-    let device = options.device.open()?;
+    let device = options.runtime.open()?;
     let store = ResultStore::new(&options.store_dir);
-    let settings = loaded.settings();
+    let settings = engine::Settings { prefetch: options.runtime.prefetch, ..loaded.settings() };
     // With `sweeps`, each selected protocol's other settings, run after every written protocol.
     let mut variants: Vec<SweepVariant> = Vec::new();
     if options.sweeps {
@@ -467,7 +461,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         let entry = experiment.model(model_id).ok_or_else(|| unknown("model", model_id, &all_models))?;
         // Only a run that computes builds models.
         let build = matches!(options.mode, RunMode::Complete | RunMode::Shard(_));
-        match load_model(entry, &loaded.base, &options.store_dir, &dataset, &device, options.backend, build) {
+        match load_model(entry, &loaded.base, &options.store_dir, &dataset, &device, &options.runtime, build) {
             Ok(model) => {
                 models.insert(model_id, model);
             }
@@ -481,6 +475,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
     }
     pairs.retain(|(m, _)| models.contains_key(m));
     let mut notes: Vec<String> = not_run.iter().map(|(id, note)| format!("{id}: not run: {note}")).collect();
+    notes.extend(options.runtime.fallback_note().filter(|_| !models.is_empty()));
     ensembles.retain(|(id, e)| {
         let missing: Vec<&str> =
             e.members.iter().map(|m| m.model.as_str()).filter(|m| not_run.iter().any(|(n, _)| n == m)).collect();
@@ -499,7 +494,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             Some(variant) => &variant.spec,
             None => experiment.protocol(protocol_id).ok_or_else(|| unknown("protocol", protocol_id, &all_protocols))?,
         };
-        let description = describe(model, protocol, &dataset, &samples, options.device);
+        let description = describe(model, protocol, &dataset, &samples, &options.runtime);
         let scorer = model.model.as_ref().map(|resnet| Scorer {
             model: resnet,
             normalizer: &model.normalizer,
@@ -515,7 +510,6 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             description,
         };
         let engine_err = |error| EvalError::Engine { model: model_id.into(), protocol: protocol_id.into(), error };
-        let chunks = samples.len().div_ceil(settings.chunk_size.max(1));
         let results = match (options.mode, &scorer) {
             (RunMode::Complete, Some(scorer)) => {
                 engine::evaluate(scorer, &task, &settings, &store).map_err(engine_err)?
@@ -526,27 +520,11 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
             }
             (RunMode::Shard(shard), Some(scorer)) => {
                 let done = engine::evaluate_shard(scorer, &task, &settings, &store, shard).map_err(engine_err)?;
-                let stored = store.stored_chunks(&task.key, settings.chunk_size, chunks);
-                let stored = stored.map_err(|e| engine_err(EngineError::Store(e)))?;
-                progress.push(KeyProgress {
-                    model: model_id.into(),
-                    protocol: protocol_id.into(),
-                    stored,
-                    chunks,
-                    shard: Some((shard, done)),
-                });
+                progress.push(key_progress(&store, &task, &settings, Some((shard, done))).map_err(engine_err)?);
                 continue;
             }
             (RunMode::Status, _) | (RunMode::Shard(_), None) => {
-                let stored = store.stored_chunks(&task.key, settings.chunk_size, chunks);
-                let stored = stored.map_err(|e| engine_err(EngineError::Store(e)))?;
-                progress.push(KeyProgress {
-                    model: model_id.into(),
-                    protocol: protocol_id.into(),
-                    stored,
-                    chunks,
-                    shard: None,
-                });
+                progress.push(key_progress(&store, &task, &settings, None).map_err(engine_err)?);
                 continue;
             }
         };
@@ -605,6 +583,18 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         notes,
         progress,
     })
+}
+
+/// How many chunks of `task`'s result are stored (after a shard's run, with what it did).
+fn key_progress(
+    store: &ResultStore,
+    task: &Task,
+    settings: &engine::Settings,
+    shard: Option<(Shard, ShardProgress)>,
+) -> Result<KeyProgress, EngineError> {
+    let chunks = task.samples.len().div_ceil(settings.chunk_size.max(1));
+    let stored = store.stored_chunks(&task.key, settings.chunk_size, chunks)?;
+    Ok(KeyProgress { model: task.key.model.clone(), protocol: task.key.protocol.clone(), stored, chunks, shard })
 }
 
 /// McNemar's exact test on top-1 correctness for every pair of protocols (as written) of the same

@@ -19,7 +19,7 @@ use resnet_audit::train::resume::Resume;
 use resnet_audit::train::run::{summarize, train_seed_on, write_curve_chart, Recipe};
 use resnet_audit::weights::{HubSettings, WeightsSource};
 
-use cli::{Cli, Command, Convert, ConvertArgs};
+use cli::{Cli, Command, Convert, ConvertArgs, ExperimentArgs, StoreArgs};
 
 fn convert_caffe(model: &std::path::Path, mean: Option<&std::path::Path>, out: &std::path::Path) -> anyhow::Result<()> {
     let caffe = CaffeModel::read(model)?;
@@ -93,7 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             let base = recipe.parent().map(|p| if p.as_os_str().is_empty() { std::path::Path::new(".") } else { p });
             let base = base.unwrap_or(std::path::Path::new(".")).to_path_buf();
             let parsed: Recipe = resnet_audit::yaml::read(&recipe)?;
-            let device = resnet_audit::device::DeviceKind::from(device).open()?;
+            let device = resnet_audit::device::Runtime { device, ..Default::default() }.open()?;
             let mut runs = Vec::new();
             for k in 0..seeds {
                 let seed = parsed.seed + k;
@@ -116,8 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 paths: args.paths,
                 out: args.out.clone(),
                 store_dir: args.store.clone(),
-                device: args.runtime.device.into(),
-                backend: args.runtime.backend.into(),
+                runtime: args.runtime.runtime(),
                 limit: args.limit,
                 command,
                 no_compute: args.split.no_compute,
@@ -179,14 +178,13 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 if outcome.subsets > 0 { " (pass --strict-subsets to fail on those)" } else { "" }
             );
         }
-        Command::Eval { experiment, models, protocols, limit, runtime, store, sweeps, results_file, split } => {
-            let loaded = LoadedExperiment::read(&experiment)?;
+        Command::Eval { run, models, protocols, store: StoreArgs { store }, sweeps, results_file, split } => {
+            let loaded = LoadedExperiment::read(&run.experiment)?;
             let options = EvalOptions {
                 models,
                 protocols,
-                limit,
-                device: runtime.device.into(),
-                backend: runtime.backend.into(),
+                limit: run.limit,
+                runtime: run.runtime.runtime(),
                 store_dir: store.clone(),
                 sweeps,
                 mode: split.mode(),
@@ -200,22 +198,21 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             // On stderr: stdout is the results table alone, the same for any store.
             eprintln!("per-image results (reused by the next run): {}", store.display());
         }
-        Command::Status { experiment, limit, runtime, store } => {
-            let loaded = LoadedExperiment::read(&experiment)?;
+        Command::Status { run, store: StoreArgs { store } } => {
+            let loaded = LoadedExperiment::read(&run.experiment)?;
             // What `audit` computes: every protocol and sweep setting.
             let options = EvalOptions {
                 models: Vec::new(),
                 protocols: Vec::new(),
-                limit,
-                device: runtime.device.into(),
-                backend: runtime.backend.into(),
+                limit: run.limit,
+                runtime: run.runtime.runtime(),
                 store_dir: store,
                 sweeps: true,
                 mode: RunMode::Status,
             };
             print!("{}", eval::run(&loaded, &options)?);
         }
-        Command::Plan { experiment, images_per_second, limit } => {
+        Command::Plan { run: ExperimentArgs { experiment, limit, runtime }, images_per_second } => {
             if resnet_audit::experiment::is_training_experiment(&experiment) {
                 // Its cost is its recipe's epochs, not test-time passes.
                 println!(
@@ -225,7 +222,8 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 return Ok(Outcome::Done);
             }
             let loaded = LoadedExperiment::read(&experiment)?;
-            let speed = Some(images_per_second.map_or(plan::Speed::Calibrate, plan::Speed::Given));
+            let calibrate = plan::Speed::Calibrate(runtime.runtime());
+            let speed = Some(images_per_second.map_or(calibrate, plan::Speed::Given));
             print!("{}", plan::plan(&loaded, limit, speed)?);
         }
         Command::Slurm(args) => {
@@ -236,8 +234,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 out: args.out,
                 store: args.store,
                 limit: args.limit,
-                device: args.runtime.device.into(),
-                backend: args.runtime.backend.into(),
+                runtime: args.runtime.runtime(),
                 partition: args.partition,
                 time: args.time,
                 cpus_per_task: args.cpus_per_task,
@@ -264,27 +261,53 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             }
         }
         Command::Flips(args) => {
-            let loaded = LoadedExperiment::read(&args.experiment)?;
+            let loaded = LoadedExperiment::read(&args.run.experiment)?;
             // Only the two results compared (an ensemble's members come with it).
             let options = EvalOptions {
                 models: if args.model == "ensemble" { Vec::new() } else { vec![args.model.clone()] },
                 protocols: vec![args.from.clone(), args.to.clone()],
-                limit: args.limit,
-                device: args.runtime.device.into(),
-                backend: args.runtime.backend.into(),
-                store_dir: args.store,
+                limit: args.run.limit,
+                runtime: args.run.runtime.runtime(),
+                store_dir: args.store.store,
                 sweeps: false,
                 mode: RunMode::Complete,
             };
             let report = eval::run(&loaded, &options)?;
             print!("{}", audit::flip_list(&loaded, &report, &args.model, &args.from, &args.to)?);
         }
+        Command::GpuCheck { device, quick, out, root } => {
+            let quick = quick || device.kind == resnet_audit::device::DeviceKind::Cpu;
+            let runtime = resnet_audit::device::Runtime { device, ..Default::default() };
+            let options = resnet_audit::gpu_check::CheckOptions { runtime, quick, root, out: out.clone() };
+            let report = resnet_audit::gpu_check::run(&options)?;
+            print!("{}", resnet_audit::gpu_check::markdown(&report));
+            println!("\nwritten: {} and {}", out.join("gpu-check.json").display(), out.join("gpu-check.md").display());
+            if !report.passed() {
+                return Ok(Outcome::GateFailed);
+            }
+        }
     }
     Ok(Outcome::Done)
 }
 
+/// cuDNN (and cuBLAS) may use TF32 for f32 work on Ampere and later unless told not to; candle
+/// has no per-call switch for cuDNN's convolutions, so without `--tf32` the process says no
+/// through NVIDIA's variable (a user's own setting wins). Before any thread or CUDA context.
+fn forbid_tf32_unless_asked(cli: &Cli) {
+    let tf32 = match &cli.command {
+        Command::Eval { run, .. } | Command::Status { run, .. } | Command::Plan { run, .. } => run.runtime.tf32,
+        Command::Flips(args) => args.run.runtime.tf32,
+        Command::Audit(args) => args.runtime.tf32,
+        _ => false,
+    };
+    if !tf32 && std::env::var_os("NVIDIA_TF32_OVERRIDE").is_none() {
+        std::env::set_var("NVIDIA_TF32_OVERRIDE", "0");
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    forbid_tf32_unless_asked(&cli);
     resnet_audit::device::pin_thread_count(cli.threads);
     resnet_audit::progress::set_quiet(cli.quiet);
     // Inference allocates every activation afresh; without this glibc unmaps and page-faults

@@ -10,9 +10,10 @@
 use std::fmt;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use candle_nn::VarBuilder;
 
+use crate::device::Runtime;
 use crate::experiment::{LoadedExperiment, ModelEntry};
 use crate::inspect::inspect;
 use crate::model::complexity::multiply_adds;
@@ -26,8 +27,10 @@ use crate::weights::{HubSettings, WeightsFile, WeightsSource};
 pub enum PlanError {
     #[error(transparent)]
     Sweep(#[from] SweepError),
-    #[error("calibration pass (a ResNet-50 at 224x224 on the CPU): {0}")]
+    #[error("calibration pass (a ResNet-50 at 224x224): {0}")]
     Calibration(#[from] candle_core::Error),
+    #[error("calibration pass: {0}")]
+    Device(#[from] crate::device::DeviceError),
     #[error("--images-per-second must be a positive number, not {0}")]
     BadRate(f64),
 }
@@ -35,8 +38,8 @@ pub enum PlanError {
 /// How fast the machine that will run the experiment is.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Speed {
-    /// Time a short pass of a ResNet-50 on this machine's CPU.
-    Calibrate,
+    /// Time a short pass of a ResNet-50 on this machine, in this runtime (device, dtype, backend).
+    Calibrate(Runtime),
     /// ResNet-50-equivalent images (224x224 views) per second, as the user measured elsewhere.
     Given(f64),
 }
@@ -179,24 +182,30 @@ pub fn plan(loaded: &LoadedExperiment, limit: Option<usize>, speed: Option<Speed
         None => None,
         Some(Speed::Given(rate)) if rate.is_finite() && rate > 0.0 => Some((rate, false)),
         Some(Speed::Given(rate)) => return Err(PlanError::BadRate(rate)),
-        Some(Speed::Calibrate) => Some((calibrate()?, true)),
+        Some(Speed::Calibrate(runtime)) => Some((calibrate(&runtime)?, true)),
     };
     Ok(Plan { rows, images, speed, notes })
 }
 
-/// ResNet-50 224x224 images per second on this machine's CPU (the fast path, all threads), from
-/// a few batches of a model with zero weights: the time does not depend on the values.
-pub fn calibrate() -> Result<f64, PlanError> {
-    let vb = VarBuilder::zeros(DType::F32, &Device::Cpu);
-    let model = ResNet::new(&resnet50(), vb, BuildOptions::default())?;
-    let batch = 8;
-    let x = Tensor::zeros((batch, 3, 224, 224), DType::F32, &Device::Cpu)?;
+/// ResNet-50 224x224 images per second on this machine in `runtime` (the CPU's fast path, all
+/// threads, by default), from a few batches of a model with zero weights: the time does not
+/// depend on the values.
+pub fn calibrate(runtime: &Runtime) -> Result<f64, PlanError> {
+    let device = runtime.open()?;
+    let dtype = runtime.dtype.dtype();
+    let vb = VarBuilder::zeros(dtype, &device);
+    let model = ResNet::new(&resnet50(), vb, BuildOptions { backend: runtime.backend, ..BuildOptions::default() })?;
+    // A GPU needs larger batches to show its rate.
+    let batch = if device.is_cpu() { 8 } else { 64 };
+    let x = Tensor::zeros((batch, 3, 224, 224), dtype, &device)?;
     model.forward(&x)?; // warm-up: allocations and thread pool
+    device.synchronize()?;
     let start = Instant::now();
-    let rounds = 2;
+    let rounds = if device.is_cpu() { 2 } else { 10 };
     for _ in 0..rounds {
         model.forward(&x)?;
     }
+    device.synchronize()?; // GPU kernels run asynchronously
     Ok((batch * rounds) as f64 / start.elapsed().as_secs_f64().max(1e-9))
 }
 
@@ -208,7 +217,7 @@ impl fmt::Display for Plan {
         };
         match self.speed {
             Some((rate, calibrated)) => {
-                let how = if calibrated { "measured on this CPU" } else { "given" };
+                let how = if calibrated { "measured on this machine" } else { "given" };
                 writeln!(f, "{images}; {rate:.1} ResNet-50-equivalent images/s ({how})")?;
             }
             None => writeln!(f, "{images}")?,

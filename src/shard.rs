@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::audit::{self, AuditError, AuditOptions};
-use crate::eval::{self, EvalOptions, EvalReport, RunMode};
+use crate::eval::{self, EvalReport, RunMode};
 use crate::experiment::{is_training_experiment, LoadedExperiment};
 
 /// Shard `index` of `count` (`index` from 0).
@@ -129,16 +129,7 @@ pub fn audit_shard(options: &AuditOptions, shard: Shard) -> Result<Vec<(PathBuf,
             continue;
         }
         let loaded = LoadedExperiment::read(&file)?;
-        let eval_options = EvalOptions {
-            models: Vec::new(),
-            protocols: Vec::new(),
-            limit: options.limit,
-            device: options.device,
-            backend: options.backend,
-            store_dir: options.store_dir.clone(),
-            sweeps: true,
-            mode: RunMode::Shard(shard),
-        };
+        let eval_options = options.eval_options(RunMode::Shard(shard));
         eprintln!("audit shard {shard}: {}", file.display());
         let outcome = match eval::run(&loaded, &eval_options) {
             Ok(report) => ShardOutcome::Computed(report),

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::device::DeviceKind;
+use crate::device::{Precision, Runtime};
 use crate::fsio::{self, WriteError};
 use crate::model::Backend;
 
@@ -41,8 +41,8 @@ pub struct SlurmOptions {
     /// Where the scripts and the tasks' logs are written.
     pub scripts: PathBuf,
     pub limit: Option<usize>,
-    pub device: DeviceKind,
-    pub backend: Backend,
+    /// Passed on to every task (`--device`, `--dtype`, `--backend`, `--tf32`, `--prefetch`).
+    pub runtime: Runtime,
     pub partition: Option<String>,
     pub time: Option<String>,
     pub cpus_per_task: Option<usize>,
@@ -120,10 +120,19 @@ impl SlurmOptions {
             "--store".into(),
             path_word(&self.store),
             "--device".into(),
-            quote(device_name(self.device)),
+            quote(&self.runtime.device.to_string()),
             "--backend".into(),
-            quote(backend_name(self.backend)),
+            quote(backend_name(self.runtime.backend)),
         ];
+        if self.runtime.dtype != Precision::F32 {
+            words.extend(["--dtype".into(), self.runtime.dtype.to_string()]);
+        }
+        if self.runtime.tf32 {
+            words.push("--tf32".into());
+        }
+        if let Some(depth) = self.runtime.prefetch {
+            words.extend(["--prefetch".into(), depth.to_string()]);
+        }
         if let Some(limit) = self.limit {
             words.extend(["--limit".into(), limit.to_string()]);
         }
@@ -199,13 +208,6 @@ fn make_executable(path: &Path) -> Result<(), SlurmError> {
         .map_err(|error| SlurmError::Permissions { path: path.to_path_buf(), error })
 }
 
-fn device_name(device: DeviceKind) -> &'static str {
-    match device {
-        DeviceKind::Cpu => "cpu",
-        DeviceKind::Cuda => "cuda",
-    }
-}
-
 fn backend_name(backend: Backend) -> &'static str {
     match backend {
         Backend::Fast => "fast",
@@ -248,8 +250,7 @@ mod tests {
             store: "reports/store".into(),
             scripts: scripts.to_path_buf(),
             limit: Some(40),
-            device: DeviceKind::Cpu,
-            backend: Backend::Fast,
+            runtime: Runtime::default(),
             partition: Some("gpu".into()),
             time: Some("04:00:00".into()),
             cpus_per_task: Some(8),

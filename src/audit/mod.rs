@@ -30,10 +30,9 @@ pub use table::{Column, TableError};
 pub use training::TRAINING_PROTOCOL;
 
 use crate::dataset::DatasetError;
-use crate::device::{DeviceError, DeviceKind};
+use crate::device::{DeviceError, Runtime};
 use crate::eval::{self, EvalError, EvalOptions};
 use crate::experiment::{is_training_experiment, ExperimentError, LoadedExperiment, TrainingExperiment};
-use crate::model::Backend;
 use crate::report::{
     charts, document, AuditReport, ChartFiles, ExperimentInfo, ImageByImage, ModelInfo, ProtocolInfo, ResultRow,
 };
@@ -87,15 +86,30 @@ pub struct AuditOptions {
     pub paths: Vec<PathBuf>,
     pub out: PathBuf,
     pub store_dir: PathBuf,
-    pub device: DeviceKind,
-    /// The inference implementation (the fast CPU path by default).
-    pub backend: Backend,
+    /// Device, dtype, backend: in every store key, and recorded in the report.
+    pub runtime: Runtime,
     /// At most this many images per experiment (quick looks; stored separately).
     pub limit: Option<usize>,
     /// The command line, recorded in the report.
     pub command: String,
     /// Compute nothing: every result must be stored whole or in parts (the merge after shards).
     pub no_compute: bool,
+}
+
+impl AuditOptions {
+    /// What `eval` computes for the audit (every protocol and sweep setting) in `mode`; the one
+    /// mapping for the audit, its shards and its merge.
+    pub fn eval_options(&self, mode: eval::RunMode) -> EvalOptions {
+        EvalOptions {
+            models: Vec::new(),
+            protocols: Vec::new(),
+            limit: self.limit,
+            runtime: self.runtime,
+            store_dir: self.store_dir.clone(),
+            sweeps: true,
+            mode,
+        }
+    }
 }
 
 /// The experiment files named by `paths`, sorted within each folder.
@@ -181,6 +195,7 @@ pub fn run(options: &AuditOptions) -> Result<AuditReport, AuditError> {
         generated_at: manifest::now_utc(),
         software: software_version(),
         command: options.command.clone(),
+        runtime: options.runtime.to_string(),
         experiments,
         charts: Vec::new(),
         bands: bands::sweep_bands(&rows),
@@ -274,16 +289,8 @@ fn audit_experiment(
     options: &AuditOptions,
 ) -> Result<(ExperimentInfo, Vec<ResultRow>, Option<(ImageByImage, Vec<per_class::PerClassRow>)>), AuditError> {
     let experiment = &loaded.experiment;
-    let eval_options = EvalOptions {
-        models: Vec::new(),
-        protocols: Vec::new(),
-        limit: options.limit,
-        device: options.device,
-        backend: options.backend,
-        store_dir: options.store_dir.clone(),
-        sweeps: true,
-        mode: if options.no_compute { eval::RunMode::StoredOnly } else { eval::RunMode::Complete },
-    };
+    let eval_options =
+        options.eval_options(if options.no_compute { eval::RunMode::StoredOnly } else { eval::RunMode::Complete });
     eprintln!("audit: {}", loaded.path.display());
     let sweep_error = |error| AuditError::Eval { path: loaded.path.clone(), error: Box::new(EvalError::Sweep(error)) };
     let protocols = experiment

@@ -75,14 +75,21 @@ pub(super) fn audit_training(
                 continue;
             }
         }
-        let device = options.device.open().map_err(|error| AuditError::Device { path: loaded.path.clone(), error })?;
+        let device =
+            options.runtime.device.open().map_err(|error| AuditError::Device { path: loaded.path.clone(), error })?;
         let mut runs = Vec::new();
         for k in 0..run.seeds {
             let seed = recipe.seed + k;
             let dir = out.join(format!("seed-{seed}"));
-            let trained = train_seed_on(recipe, &recipe_base, seed, &dir, Resume::SameRecipe, &device).map_err(
-                |error| AuditError::Training { path: loaded.path.clone(), run: run.id.clone(), seed, error: Box::new(error) },
-            )?;
+            let trained =
+                train_seed_on(recipe, &recipe_base, seed, &dir, Resume::SameRecipe, &device).map_err(|error| {
+                    AuditError::Training {
+                        path: loaded.path.clone(),
+                        run: run.id.clone(),
+                        seed,
+                        error: Box::new(error),
+                    }
+                })?;
             runs.push(trained);
         }
         let summary = summarize(&runs);

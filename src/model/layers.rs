@@ -30,9 +30,11 @@ impl Module for BatchNormEval {
     }
 }
 
-/// γ / sqrt(var + eps) and β − mean · γ / sqrt(var + eps), computed in f64.
+/// γ / sqrt(var + eps) and β − mean · γ / sqrt(var + eps), computed in f64 from the stored
+/// values (read as f64, not first rounded to a bf16/f16 compute dtype).
 fn bn_scale_shift(vb: &VarBuilder, channels: usize, eps: f64) -> Result<(Tensor, Tensor)> {
-    let get = |name: &str| vb.get(channels, name)?.to_dtype(DType::F64);
+    let vb = vb.to_dtype(DType::F64);
+    let get = |name: &str| vb.get(channels, name);
     let (gamma, beta) = (get("weight")?, get("bias")?);
     let (mean, var) = (get("running_mean")?, get("running_var")?);
     let scale = gamma.div(&(var + eps)?.sqrt()?)?;
@@ -91,22 +93,23 @@ impl ConvBn {
         // He (fan-out) initialisation when the builder creates variables (training from scratch).
         let fan_out = (spec.out_channels * spec.kernel * spec.kernel) as f64;
         let he = candle_nn::Init::Randn { mean: 0.0, stdev: (2.0 / fan_out).sqrt() };
-        let weight = conv_vb.get_with_hints(shape, "weight", he)?;
         let config = Conv2dConfig { padding: spec.padding, stride: spec.stride, ..Default::default() };
         if let NormMode::Train { momentum } = mode {
+            let weight = conv_vb.get_with_hints(shape, "weight", he)?;
             let bn_config = candle_nn::BatchNormConfig { eps: bn_eps, remove_mean: true, affine: true, momentum };
             let bn = candle_nn::batch_norm(spec.out_channels, bn_config, bn_vb)?;
             return Ok(Self { conv: Conv2d::new(weight, None, config), bn: Norm::Train(bn) });
         }
         if mode == NormMode::Folded {
+            // The fold is f64 from the stored weights; only its result is rounded to the dtype.
+            // (The weight is asked for first, as in the other modes: errors list tensors in order.)
+            let dtype = conv_vb.dtype();
+            let weight = conv_vb.to_dtype(DType::F64).get_with_hints(shape, "weight", he)?;
             let (scale, shift) = bn_scale_shift(&bn_vb, spec.out_channels, bn_eps)?;
-            let dtype = weight.dtype();
-            let folded = weight
-                .to_dtype(DType::F64)?
-                .broadcast_mul(&scale.reshape((spec.out_channels, 1, 1, 1))?)?
-                .to_dtype(dtype)?;
+            let folded = weight.broadcast_mul(&scale.reshape((spec.out_channels, 1, 1, 1))?)?.to_dtype(dtype)?;
             Ok(Self { conv: Conv2d::new(folded, Some(shift.to_dtype(dtype)?), config), bn: Norm::Folded })
         } else {
+            let weight = conv_vb.get_with_hints(shape, "weight", he)?;
             let bn = BatchNormEval::new(bn_vb, spec.out_channels, bn_eps)?;
             Ok(Self { conv: Conv2d::new(weight, None, config), bn: Norm::Eval(bn) })
         }
@@ -123,11 +126,33 @@ impl ConvBn {
 
     /// `train`: batch statistics (and a running-statistics update) for trainable norms.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.conv.forward(x)?;
+        let y = if x.dtype() == DType::BF16 && x.device().is_cpu() {
+            self.widened_conv(x)?
+        } else {
+            self.conv.forward(x)?
+        };
         match &self.bn {
             Norm::Folded => Ok(y),
             Norm::Eval(bn) => bn.forward(&y),
             Norm::Train(bn) => candle_nn::ModuleT::forward_t(bn, &y, train),
+        }
+    }
+}
+
+impl ConvBn {
+    /// The convolution of a bf16 model on the CPU, where candle has no bf16 convolution: inputs
+    /// and weights (already bf16 values) widened to f32, multiplied and accumulated in f32, the
+    /// result narrowed to bf16, then the bias added in bf16 — what a bf16 GEMM with f32
+    /// accumulation (a GPU's, or PyTorch's autocast) computes, up to summation order.
+    fn widened_conv(&self, x: &Tensor) -> Result<Tensor> {
+        let config = self.conv.config();
+        let weight = self.conv.weight().to_dtype(DType::F32)?;
+        let y =
+            x.to_dtype(DType::F32)?.conv2d(&weight, config.padding, config.stride, config.dilation, config.groups)?;
+        let y = y.to_dtype(x.dtype())?;
+        match self.conv.bias() {
+            Some(bias) => y.broadcast_add(&bias.reshape((1, bias.dim(0)?, 1, 1))?),
+            None => Ok(y),
         }
     }
 }

@@ -350,6 +350,11 @@ impl ResNet {
         &self.config
     }
 
+    /// The dtype weights and activations are computed in (the input is cast to it).
+    pub fn dtype(&self) -> DType {
+        self.fc.weight().dtype()
+    }
+
     /// The final feature map, [N, C, H/32, W/32] for ImageNet ResNets (H/4 for CIFAR ones).
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         self.features_t(x, false)

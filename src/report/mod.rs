@@ -336,6 +336,9 @@ pub struct AuditReport {
     pub software: String,
     /// The command line that produced the report.
     pub command: String,
+    /// Where and how models computed (`cpu, f32, backend fast`).
+    #[serde(default)]
+    pub runtime: String,
     pub experiments: Vec<ExperimentInfo>,
     /// The rows under each experiment's first label set: what every section but the label
     /// sets' own shows.

@@ -134,8 +134,10 @@ pub(super) fn html(report: &AuditReport, svgs: &[String]) -> String {
 
     s += "\n<footer>\n<h2>How to reproduce</h2>\n<p>Run, from the same working directory:</p>\n";
     s += &format!("<pre><code>{}</code></pre>\n", esc(report.command.trim_end()));
+    let runtime =
+        if report.runtime.is_empty() { String::new() } else { format!(" Runtime: {}.", esc(&report.runtime)) };
     s += &format!(
-        "<p>Software: {}. Generated {}.</p>\n</footer>\n</main>\n</body>\n</html>\n",
+        "<p>Software: {}. Generated {}.{runtime}</p>\n</footer>\n</main>\n</body>\n</html>\n",
         esc(&report.software),
         esc(&report.generated_at)
     );

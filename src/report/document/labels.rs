@@ -170,6 +170,7 @@ mod tests {
             generated_at: "g".into(),
             software: "s".into(),
             command: "c".into(),
+            runtime: "cpu, f32, backend fast".into(),
             experiments: Vec::new(),
             rows: vec![row("original", 23.85, 50_000, 0)],
             label_rows,

@@ -93,6 +93,9 @@ pub(super) fn markdown(report: &AuditReport) -> String {
     s += "\n---\n\n## How to reproduce\n\nRun, from the same working directory:\n\n";
     s += &md_code_block(&report.command);
     s += &format!("\nSoftware: {}. Generated {}.\n", md(&report.software), md(&report.generated_at));
+    if !report.runtime.is_empty() {
+        s += &format!("\nRuntime: {}.\n", md(&report.runtime));
+    }
     single_blank_lines(&s)
 }
 

@@ -306,6 +306,7 @@ mod tests {
             title: "ResNet audit: demo & caffe".into(),
             generated_at: "2025-01-02T03:04:05Z".into(),
             software: "resnet-audit 0.1.0 (git 93bd70d)".into(),
+            runtime: "cpu, f32, backend fast".into(),
             command: "resnet-audit audit experiments/demo.yaml experiments/caffe-paper.yaml --out report".into(),
             experiments: vec![
                 ExperimentInfo {
