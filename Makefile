@@ -94,6 +94,7 @@ $(VENV)/.installed: fixtures/requirements.txt
 
 # Compile-check the CUDA backend, plain and with cuDNN (no GPU needed), with the toolchain from
 # tools/ (a copy of the workplace script; cuDNN's headers and library from its PyPI wheel).
+# About 42 + 4 minutes cold on 2 cores.
 CUDA_TOOLCHAIN ?= /tmp/cuda-toolchain
 CUDA_ENV := . $(CUDA_TOOLCHAIN)/env.sh
 # Its own target dir keeps the CPU build's artifacts intact.
