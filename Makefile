@@ -109,7 +109,7 @@ $(CUDA_TOOLCHAIN)/env.sh:
 # The binary carried to a GPU machine for tests/gpu/check.sh: CUDA (without cuDNN: one library
 # fewer to find there), stripped, then gzipped: stripped it is about 86 MiB (31 MB of CPU code,
 # 33 MB of candle's GPU kernels, 14 MB of read-only data), over the 60 MiB a carried file may
-# have (the limit is 64); gzipped about 23 MiB. check.sh --bin takes either and unpacks the .gz.
+# have (the limit is 64); gzipped about 23 MiB (22.9 here). check.sh --bin takes either and unpacks the .gz.
 GPU_BIN := target/gpu/resnet-audit
 gpu-check-build: $(CUDA_TOOLCHAIN)/env.sh
 	$(CUDA_ENV) && CARGO_TARGET_DIR=target/cuda $(CARGO) build --release --locked --features cuda --bin resnet-audit
