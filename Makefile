@@ -98,6 +98,7 @@ $(VENV)/.installed: fixtures/requirements.txt
 
 # Compile-check the CUDA backend, plain and with cuDNN (no GPU needed), with the toolchain from
 # tools/ (a copy of the workplace script; cuDNN's headers and library from its PyPI wheel).
+# About 42 + 4 minutes cold on 2 cores.
 CUDA_TOOLCHAIN ?= /tmp/cuda-toolchain
 CUDA_ENV := . $(CUDA_TOOLCHAIN)/env.sh
 # Its own target dir keeps the CPU build's artifacts intact.
@@ -110,14 +111,17 @@ $(CUDA_TOOLCHAIN)/env.sh:
 	tools/cuda-toolchain.sh $(CUDA_TOOLCHAIN)
 
 # The binary carried to a GPU machine for tests/gpu/check.sh: CUDA (without cuDNN: one library
-# fewer to find there), stripped; it must stay under 60 MiB (the carry limit is 64).
+# fewer to find there), stripped, then gzipped: stripped it is about 86 MiB (31 MB of CPU code,
+# 33 MB of candle's GPU kernels, 14 MB of read-only data), over the 60 MiB a carried file may
+# have (the limit is 64); gzipped about 23 MiB (22.9 here). check.sh --bin takes either and unpacks the .gz.
 GPU_BIN := target/gpu/resnet-audit
 gpu-check-build: $(CUDA_TOOLCHAIN)/env.sh
 	$(CUDA_ENV) && CARGO_TARGET_DIR=target/cuda $(CARGO) build --release --locked --features cuda --bin resnet-audit
 	mkdir -p target/gpu
 	strip -o $(GPU_BIN) target/cuda/release/resnet-audit
-	@size=$$(stat -c %s $(GPU_BIN)); echo "$(GPU_BIN): $$((size / 1048576)) MiB ($$size bytes)"; \
-	  test $$size -lt $$((60 * 1048576)) || { echo "over 60 MiB: too large to carry"; exit 1; }
+	gzip -9 -c $(GPU_BIN) > $(GPU_BIN).gz
+	@for f in $(GPU_BIN) $(GPU_BIN).gz; do size=$$(stat -c %s $$f); echo "$$f: $$((size / 1048576)) MiB ($$size bytes)"; done
+	@size=$$(stat -c %s $(GPU_BIN).gz); test $$size -lt $$((60 * 1048576)) || { echo "$(GPU_BIN).gz is over 60 MiB: too large to carry"; exit 1; }
 
 # The GPU self-check's script and checks on this CPU (quick; a few minutes): parity, the demo on
 # candle's ops vs the fast path, training steps, throughput; results in target/gpu-check-cpu/.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The GPU self-check, run from the repository root with only the resnet-audit binary and the
 # committed fixtures (no network, no Python):
-#   tests/gpu/check.sh [--device cpu|cuda:N] [--bin PATH] [--quick]
+#   tests/gpu/check.sh [--device cpu|cuda:N] [--bin PATH|PATH.gz] [--quick]
 # Results: $OUT/gpu-check.json and $OUT/gpu-check.md (OUT defaults to target/gpu-check).
 # Exit status: 0 every judged check passed, 1 a check failed, 2 the check could not run.
 # On the CPU (`--device cpu`, which tests this script and the checks themselves) it runs quick.
@@ -19,6 +19,12 @@ while [ $# -gt 0 ]; do
 done
 out="${OUT:-target/gpu-check}"
 mkdir -p "$out"
+# The carried CUDA binary is gzipped (make gpu-check-build): unpacked beside the results, not in $OUT.
+if [ "${bin%.gz}" != "$bin" ] && [ -f "$bin" ]; then
+  unpacked="$(mktemp -d)/resnet-audit"
+  gzip -dc "$bin" > "$unpacked" && chmod +x "$unpacked"
+  bin="$unpacked"
+fi
 [ -x "$bin" ] || { echo "no executable at $bin (make build, or make gpu-check-build for CUDA)" >&2; exit 2; }
 [ -f fixtures/parity/inputs.safetensors ] || { echo "run from the repository root" >&2; exit 2; }
 # A CUDA 13 runtime (cudart, cublas, cublasLt, curand) where none is on the library path: the
