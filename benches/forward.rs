@@ -41,7 +41,7 @@ fn main() -> BenchResult<()> {
     let budget = Duration::from_secs(seconds);
     // `BENCH_PART=bf16`: the bf16 figures alone.
     if std::env::var("BENCH_PART").is_ok_and(|p| p == "bf16") {
-        bf16_versus_f32(budget)?;
+        bf16_versus_f32(budget, &root)?;
         return bf16_on_a_released_model(&root);
     }
     let Versus { fast, plain, reference, weights, .. } = &Versus::resnet50(&root)?;
@@ -100,7 +100,7 @@ fn main() -> BenchResult<()> {
     );
     lines.iter().for_each(|l| println!("{l}"));
     println!("{agreement}");
-    bf16_versus_f32(budget)?;
+    bf16_versus_f32(budget, &root)?;
     bf16_on_a_released_model(&root)?;
     Ok(())
 }
@@ -151,7 +151,7 @@ fn bf16_on_a_released_model(root: &std::path::Path) -> BenchResult<()> {
 /// bf16 on this CPU (`--dtype bf16` runs candle's ops; the fast path is f32-only): candle's plain
 /// path in f32 and in bf16 on the same random weights, batch 8 at 224, and how far the bf16
 /// logits move.
-fn bf16_versus_f32(budget: Duration) -> BenchResult<()> {
+fn bf16_versus_f32(budget: Duration, root: &std::path::Path) -> BenchResult<()> {
     use candle_core::DType;
     use candle_nn::VarBuilder;
     use resnet_audit::model::{Backend, BuildOptions, ResNetConfig};
@@ -181,9 +181,36 @@ fn bf16_versus_f32(budget: Duration) -> BenchResult<()> {
     let scale = a.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>()?;
     let top1 = |t: &Tensor| t.argmax(1).and_then(|t| t.to_vec1::<u32>());
     let same = top1(&a)?.iter().zip(top1(&c)?).filter(|(p, q)| **p == *q).count();
-    println!("\nbf16 on this CPU, candle's ops (the fast path is f32-only), ResNet-50, batch {batch} at 224, images/s");
-    println!("{:<14} {:>8} {:>8} {:>8}", "", "f32", "bf16", "bf16/f32");
-    println!("{:<14} {f:>8.2} {b:>8.2} {:>7.2}x", "candle", b / f);
+    // PyTorch on the same weights: f32 eager and bf16 under autocast, channels_last.
+    let versus = common::Versus::resnet50(root)?;
+    let torch = |dtype: &str| -> BenchResult<Option<f64>> {
+        let Some(r) = &versus.reference else { return Ok(None) };
+        let weights = versus.weights.to_string_lossy().into_owned();
+        let seconds = budget.as_secs().max(1).to_string();
+        let args = [
+            "forward",
+            "--weights",
+            &weights,
+            "--batch",
+            "8",
+            "--side",
+            "224",
+            "--seconds",
+            &seconds,
+            "--dtype",
+            dtype,
+        ];
+        Ok(Some(r.images_per_second(&args.map(String::from))?))
+    };
+    let (torch_f32, torch_bf16) = (torch("f32")?, torch("bf16")?);
+    let ours = throughput(&versus.fast, batch, 224, budget)?;
+    println!("\nbf16 on this CPU, ResNet-50, batch {batch} at 224, images/s (the fast path is f32-only)");
+    println!("{:<34} {:>8} {:>8} {:>8}", "", "f32", "bf16", "bf16/f32");
+    println!("{:<34} {f:>8.2} {b:>8.2} {:>7.2}x", "candle's ops", b / f);
+    println!("{:<34} {ours:>8.2} {:>8} {:>8}", "ours (fast path)", "-", "-");
+    if let (Some(tf), Some(tb)) = (torch_f32, torch_bf16) {
+        println!("{:<34} {tf:>8.2} {tb:>8.2} {:>7.2}x", "PyTorch eager, channels_last", tb / tf);
+    }
     println!(
         "bf16 vs f32 logits: max |Δ| / max |logit| = {:.1e}; top-1 agrees on {same} of {batch} (random weights)",
         diff / scale

@@ -13,10 +13,13 @@ prints on stdout.  It measures, on the CPU, torchvision's ResNet-50 (v1.5,
 
               reference.py forward --weights W.safetensors --batch B --side S
                                    --seconds T [--layout channels_last|nchw]
-                                   [--mode eager|frozen]
+                                   [--mode eager|frozen] [--dtype f32|bf16]
+
+            --dtype bf16: under torch.autocast('cpu', dtype=torch.bfloat16)
+            (eager mode).
 
             stdout: {"images_per_s": float, "torch": str, "threads": int,
-                     "layout": "channels_last"|"nchw"}
+                     "layout": "channels_last"|"nchw", "dtype": "f32"|"bf16"}
 
   protocol  End-to-end evaluation as a torchvision user would write it: every
             `*.JPEG` in DIR (sorted by name, the first K with --limit) is
@@ -196,7 +199,11 @@ def cmd_forward(args):
     x = torch.randn(args.batch, 3, args.side, args.side)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    with torch.inference_mode():
+    # --dtype bf16: the eager model under torch.autocast('cpu', dtype=torch.bfloat16), PyTorch's
+    # documented CPU mixed precision (convolutions and matmuls in bf16 through oneDNN, which uses
+    # AVX512-BF16 / AMX where the CPU has them).
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.dtype == "bf16")
+    with torch.inference_mode(), autocast:
         model(x)  # warm-up (the frozen model specialises on its first calls)
         model(x)
         # The median pass over at least T seconds (and 3 passes), as the Rust bench measures
@@ -214,6 +221,7 @@ def cmd_forward(args):
         "threads": threads,
         "layout": args.layout,
         "mode": args.mode,
+        "dtype": args.dtype,
     })
 
 
@@ -342,6 +350,7 @@ def main():
     f.add_argument("--seconds", type=positive_float, required=True)
     f.add_argument("--layout", choices=["channels_last", "nchw"], default="channels_last")
     f.add_argument("--mode", choices=["eager", "frozen"], default="eager")
+    f.add_argument("--dtype", choices=["f32", "bf16"], default="f32")
     f.set_defaults(func=cmd_forward)
 
     q = sub.add_parser("protocol", help="end-to-end torchvision evaluation of JPEG files")
