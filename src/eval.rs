@@ -192,15 +192,16 @@ pub struct EvalReport {
     pub notes: Vec<String>,
     /// Per (model, protocol), for a shard or `status` (which produce no rows).
     pub progress: Vec<KeyProgress>,
+    /// The label sets the rows were judged with, the main rows' first (never empty).
+    pub label_sets: Vec<NamedLabels>,
 }
 
-/// A label set with its id.
 /// A label set with its id (`original`, `real`, `subset:…`).
 pub type NamedLabels = (String, LabelSet);
 
 /// Every label set the experiment names, loaded; the first is the main rows'. None is in a
 /// store key, so any of them re-scores stored results.
-pub fn label_sets(loaded: &LoadedExperiment, dataset: &Dataset) -> Result<Vec<NamedLabels>, EvalError> {
+fn label_sets(loaded: &LoadedExperiment, dataset: &Dataset) -> Result<Vec<NamedLabels>, EvalError> {
     let experiment = &loaded.experiment;
     let dataset_spec = experiment.dataset().map_err(|_| EvalError::UnresolvedDataset)?;
     let label_sets: Vec<NamedLabels> = experiment
@@ -582,6 +583,7 @@ pub fn run(loaded: &LoadedExperiment, options: &EvalOptions) -> Result<EvalRepor
         paired,
         notes,
         progress,
+        label_sets,
     })
 }
 

@@ -15,7 +15,7 @@ use super::per_class::{largest_changes, per_class, ClassError, PerClassRow};
 use super::rows::kind_of;
 use crate::dataset::{DatasetError, Sample};
 use crate::decode::decode_rgb_within;
-use crate::eval::{label_sets, EvalReport, NamedLabels, Row};
+use crate::eval::{EvalReport, NamedLabels, Row};
 use crate::experiment::LoadedExperiment;
 use crate::fsio::{atomic_write, WriteError};
 use crate::report::{FlipImage, FlipPair, Guess, ImageByImage, LabelSetFixes, ProtocolCalibration, ProtocolKind};
@@ -40,8 +40,6 @@ pub enum ImagesError {
     Dataset(#[from] DatasetError),
     #[error("the experiment's dataset is an unresolved name")]
     UnresolvedDataset,
-    #[error("label sets: {0}")]
-    Labels(#[from] Box<crate::eval::EvalError>),
     #[error("the experiment has no label set")]
     NoLabelSet,
     #[error("{model}: {from} → {to}: {error}")]
@@ -79,10 +77,10 @@ pub fn flip_list(
     to: &str,
 ) -> Result<FlipList, ImagesError> {
     let dataset = loaded.experiment.dataset().map_err(|_| ImagesError::UnresolvedDataset)?.load(&loaded.base)?;
-    let (labels_id, labels) = primary_labels(label_sets(loaded, &dataset).map_err(Box::new)?)?;
+    let ((labels_id, labels), _) = split_labels(report)?;
     let names = dataset.human_names();
     let find = |protocol: &str| {
-        let mut rows = report.rows.iter().filter(|r| r.labels == labels_id && r.sweep.is_none());
+        let mut rows = report.rows.iter().filter(|r| r.labels == *labels_id && r.sweep.is_none());
         rows.find(|r| r.model == model && r.protocol == protocol).ok_or_else(|| {
             ImagesError::NoResult {
                 model: model.to_string(),
@@ -92,7 +90,7 @@ pub fn flip_list(
         })
     };
     let (a, b) = (find(from)?, find(to)?);
-    let found = flips(&a.results, &b.results, &labels).map_err(|error| ImagesError::Flips {
+    let found = flips(&a.results, &b.results, labels).map_err(|error| ImagesError::Flips {
         model: model.to_string(),
         from: from.to_string(),
         to: to.to_string(),
@@ -152,21 +150,18 @@ pub(super) fn analyse(
 ) -> Result<(ImageByImage, Vec<PerClassRow>), ImagesError> {
     let experiment = &loaded.experiment;
     let dataset = experiment.dataset().map_err(|_| ImagesError::UnresolvedDataset)?.load(&loaded.base)?;
-    let mut sets = label_sets(loaded, &dataset).map_err(Box::new)?;
-    // `label_sets` always gives the dataset's own labels at least; the first set is the main rows'.
-    let others = sets.split_off(1.min(sets.len()));
-    let (labels_id, labels) = primary_labels(sets)?;
+    let ((labels_id, labels), others) = split_labels(report)?;
     let names = dataset.human_names();
     let samples: BTreeMap<&str, &Sample> = dataset.samples.iter().map(|s| (s.id.as_str(), s)).collect();
     let kind = |protocol: &str| experiment.protocol(protocol).map(kind_of).unwrap_or(ProtocolKind::Ensemble);
     // The main rows only: the other label sets' rows share these results.
-    let written: Vec<&Row> = report.rows.iter().filter(|r| r.sweep.is_none() && r.labels == labels_id).collect();
+    let written: Vec<&Row> = report.rows.iter().filter(|r| r.sweep.is_none() && r.labels == *labels_id).collect();
 
     let mut table = Vec::new();
     let mut classes: Vec<Vec<ClassError>> = Vec::new();
     let mut calibrations = Vec::new();
     for row in &written {
-        let errors = per_class(&row.results, dataset.classes.len(), &labels);
+        let errors = per_class(&row.results, dataset.classes.len(), labels);
         table.extend(errors.iter().map(|error| PerClassRow {
             experiment: name.to_string(),
             model: row.model.clone(),
@@ -211,7 +206,7 @@ pub(super) fn analyse(
     // The pairs `eval::paired_tests` compares, in its order: so each pair's counts are its McNemar cells.
     for (i, a) in written.iter().enumerate() {
         for (j, b) in written.iter().enumerate().skip(i + 1).filter(|(_, b)| b.model == a.model) {
-            let found = flips(&a.results, &b.results, &labels).map_err(|error| ImagesError::Flips {
+            let found = flips(&a.results, &b.results, labels).map_err(|error| ImagesError::Flips {
                 model: a.model.clone(),
                 from: a.protocol.clone(),
                 to: b.protocol.clone(),
@@ -240,7 +235,7 @@ pub(super) fn analyse(
                     Ok(LabelSetFixes {
                         labels: id.clone(),
                         fixed: flips(&a.results, &b.results, set).map_err(pair_error)?.fixed.len(),
-                        fixed_only_by_labels: fixed_only_by_labels(&a.results, &b.results, &labels, set)
+                        fixed_only_by_labels: fixed_only_by_labels(&a.results, &b.results, labels, set)
                             .map_err(pair_error)?,
                     })
                 })
@@ -267,7 +262,7 @@ pub(super) fn analyse(
     }
     let analysis = ImageByImage {
         experiment: name.to_string(),
-        labels: describe(&labels),
+        labels: describe(labels),
         pairs,
         calibration: calibrations,
         charts: Vec::new(),
@@ -291,9 +286,9 @@ fn shown(indices: &[usize], from: &[ImageResult], to: &[ImageResult]) -> Vec<usi
     order
 }
 
-/// The experiment's first label set (the main rows'), with its id.
-fn primary_labels(sets: Vec<NamedLabels>) -> Result<NamedLabels, ImagesError> {
-    sets.into_iter().next().ok_or(ImagesError::NoLabelSet)
+/// The label set of the main rows (with its id) and the others, as eval judged them.
+fn split_labels(report: &EvalReport) -> Result<(&NamedLabels, &[NamedLabels]), ImagesError> {
+    report.label_sets.split_first().ok_or(ImagesError::NoLabelSet)
 }
 
 fn describe(labels: &LabelSet) -> String {
