@@ -203,26 +203,28 @@ fn check_dir(path: &std::path::Path, field: &'static str) -> Result<(), DatasetE
     }
 }
 
+/// A dataset of files `/r/<i>.jpg` with these labels over these classes (unit tests).
+#[cfg(test)]
+pub(crate) fn test_dataset(classes: &[&str], labels: &[usize]) -> Dataset {
+    Dataset {
+        description: String::new(),
+        root: PathBuf::from("/r"),
+        classes: classes.iter().map(|c| c.to_string()).collect(),
+        samples: labels
+            .iter()
+            .enumerate()
+            .map(|(i, &label)| Sample::file(format!("{i}.jpg"), PathBuf::from(format!("/r/{i}.jpg")), label))
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn dataset(labels: &[usize]) -> Dataset {
-        Dataset {
-            description: String::new(),
-            root: PathBuf::from("/r"),
-            classes: vec!["a".into(), "b".into()],
-            samples: labels
-                .iter()
-                .enumerate()
-                .map(|(i, &label)| Sample::file(format!("{i}.jpg"), PathBuf::from(format!("/r/{i}.jpg")), label))
-                .collect(),
-        }
-    }
-
     #[test]
     fn fingerprint_ignores_root_and_order_but_not_content() {
-        let base = dataset(&[0, 1, 1]);
+        let base = test_dataset(&["a", "b"], &[0, 1, 1]);
         let mut moved = base.clone();
         moved.root = PathBuf::from("/elsewhere");
         moved.samples.reverse();
@@ -231,7 +233,7 @@ mod tests {
         let mut renamed = base.clone();
         renamed.classes[1] = "c".into();
         assert_ne!(base.fingerprint(), renamed.fingerprint());
-        assert_ne!(base.fingerprint(), dataset(&[0, 1]).fingerprint());
+        assert_ne!(base.fingerprint(), test_dataset(&["a", "b"], &[0, 1]).fingerprint());
     }
 
     #[test]

@@ -64,8 +64,6 @@ pub fn subset_classes(dataset: &Dataset, names: &[String], subset: &str) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dataset::Sample;
-    use std::path::PathBuf;
 
     #[test]
     fn shipped_subsets_are_200_sorted_imagenet_synsets() {
@@ -84,16 +82,7 @@ mod tests {
     }
 
     fn dataset(labels: &[usize]) -> Dataset {
-        Dataset {
-            description: String::new(),
-            root: PathBuf::from("/r"),
-            classes: vec!["a".into(), "b".into(), "c".into()],
-            samples: labels
-                .iter()
-                .enumerate()
-                .map(|(i, &label)| Sample::file(format!("{i}.jpg"), PathBuf::from(format!("/r/{i}.jpg")), label))
-                .collect(),
-        }
+        crate::dataset::test_dataset(&["a", "b", "c"], labels)
     }
 
     #[test]
